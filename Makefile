@@ -1,0 +1,32 @@
+# Every target that needs the environment builds it first: `make run` and `make test`
+# work on a fresh machine with nothing but python3.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint typecheck clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m ultra_async run --simulate --models all --prompt-types optimal,baseline,flawed_sequence_disorder \
+		--difficulties easy --rates 0.8 --task-types all --instances 2 --seed 1 --out results/demo --fresh
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+lint: $(STAMP)
+	$(PY) -m ruff check ultra_async tests benchmarks
+	$(PY) -m ruff format --check ultra_async tests benchmarks
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

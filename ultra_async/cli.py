@@ -1,0 +1,223 @@
+"""Command line: parse arguments, load the config, call the library; exit codes. No business logic.
+
+Exit codes: 0 success, 1 the run finished with problems, 2 bad input (config, flags),
+130 interrupted (Ctrl-C / SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from .config import Config, Settings, load_config
+from .errors import ConfigError, PlanError, UltraAsyncError
+from .planner import Matrix, Plan, build_matrix, make_plan
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_providers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--providers",
+        metavar="PATH",
+        default=None,
+        help="providers.yaml to use (default: $ULTRA_ASYNC_PROVIDERS or ./providers.yaml)",
+    )
+
+
+def add_matrix_options(parser: argparse.ArgumentParser) -> None:
+    """The test-matrix flags shared by `plan` and `run`."""
+    group = parser.add_argument_group("test matrix")
+    group.add_argument("--models", default="all", help="comma-separated model names, or all")
+    group.add_argument(
+        "--prompt-types",
+        default="optimal",
+        help="comma-separated prompt types, or a group: all (baseline,cot,optimal), "
+        "all_with_flawed, flawed (default: optimal)",
+    )
+    group.add_argument(
+        "--rates", default="0.8", help="comma-separated tool success rates (default: 0.8)"
+    )
+    group.add_argument(
+        "--difficulties", default="easy", help="comma-separated difficulties, or all (default: easy)"
+    )
+    group.add_argument(
+        "--task-types", default="all", help="comma-separated task types, or all (default: all)"
+    )
+    group.add_argument(
+        "--instances", type=int, default=1, help="test instances per matrix cell (default: 1)"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    settings = Settings()
+    return load_config(args.providers, settings)
+
+
+def matrix_from_args(config: Config, args: argparse.Namespace) -> Matrix:
+    return build_matrix(
+        config,
+        models=args.models,
+        prompt_types=args.prompt_types,
+        rates=args.rates,
+        difficulties=args.difficulties,
+        task_types=args.task_types,
+        instances=args.instances,
+    )
+
+
+def plan_rows(plan: Plan) -> list[dict[str, Any]]:
+    """One row per shard; the route is a key index or a deployment, never the key."""
+    rows = []
+    for sp in plan.shards:
+        s = sp.shard
+        row: dict[str, Any] = {"model": s.model, "shard": s.name, "provider": s.route.provider}
+        if s.route.deployment is not None:
+            row["deployment"] = s.route.deployment
+        else:
+            row["key_index"] = s.route.key_index
+        row["key_env"] = s.route.key_env
+        row["workers"] = _limit(s.workers.start, s.workers.max)
+        row["qps"] = _limit(s.qps.start, s.qps.max)
+        row["items"] = len(sp.items)
+        rows.append(row)
+    return rows
+
+
+def _limit(start: float, maximum: float) -> int | float | str:
+    def fmt(x: float) -> int | float:
+        return int(x) if x == int(x) else x
+
+    return fmt(start) if start == maximum else f"{fmt(start)}->{fmt(maximum)}"
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    matrix = matrix_from_args(config, args)
+    plan = make_plan(config, matrix)
+    rows = plan_rows(plan)
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{plan.total} tests in {len(rows)} shards", title_justify="left")
+    for col in ("model", "shard", "provider", "route", "workers", "qps", "items"):
+        table.add_column(col, justify="right" if col in ("workers", "qps", "items") else "left")
+    for row in rows:
+        route = (
+            f"deployment {row['deployment']}"
+            if "deployment" in row
+            else f"key {row['key_index']} (${row['key_env']})"
+        )
+        table.add_row(
+            row["model"],
+            row["shard"],
+            row["provider"],
+            route,
+            str(row["workers"]),
+            str(row["qps"]),
+            str(row["items"]),
+        )
+    Console(width=max(120, _terminal_width())).print(table)
+    return EXIT_OK
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 120
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    envs = config.key_envs()
+    missing = set(config.missing_keys())
+    print(f"{config.path}: valid ({len(config.models)} models, {len(config.data.providers)} providers)")
+    for key, var in envs.items():
+        state = "missing" if var in missing else "present"
+        users = [m for m, spec in config.models.items() if key in spec.keys]
+        print(f"  key {key:<18} ${var:<26} {state:<8} used by {len(users)} model(s)")
+    if missing:
+        print(
+            f"{len(missing)} API key variable(s) unset: {', '.join(sorted(missing))}; "
+            "set them to run against the real APIs, or use --simulate"
+        )
+    return EXIT_OK
+
+
+#: subcommand name → (help, add-arguments, handler). Later modules add entries here.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
+
+
+def command(
+    name: str, help: str
+) -> Callable[[Callable[[argparse.ArgumentParser], Handler]], Callable[[argparse.ArgumentParser], Handler]]:
+    """Register a subcommand: the decorated function adds its arguments and returns its handler."""
+
+    def register(
+        setup: Callable[[argparse.ArgumentParser], Handler],
+    ) -> Callable[[argparse.ArgumentParser], Handler]:
+        holder: dict[str, Handler] = {}
+
+        def add(parser: argparse.ArgumentParser) -> None:
+            holder["handler"] = setup(parser)
+
+        COMMANDS[name] = (help, add, lambda args: holder["handler"](args))
+        return setup
+
+    return register
+
+
+@command("plan", "print the shard table for a test matrix")
+def _plan(parser: argparse.ArgumentParser) -> Handler:
+    _add_providers(parser)
+    add_matrix_options(parser)
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    return cmd_plan
+
+
+@command("validate", "check providers.yaml and report which API keys are set")
+def _validate(parser: argparse.ArgumentParser) -> Handler:
+    _add_providers(parser)
+    return cmd_validate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ultra_async",
+        description="Run large LLM evaluations against rate-limited model APIs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, add, _handler) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        add(sp)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _help, _add, handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except (ConfigError, PlanError) as exc:
+        print(f"error: {exc}" if isinstance(exc, PlanError) else str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except UltraAsyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED

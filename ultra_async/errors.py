@@ -1,0 +1,69 @@
+"""The exception hierarchy of ultra_async. Every error message says what to do about it."""
+
+from __future__ import annotations
+
+
+class UltraAsyncError(Exception):
+    """Root of every error ultra_async raises on purpose."""
+
+
+class ConfigError(UltraAsyncError):
+    """providers.yaml (or an override) is missing, malformed or inconsistent."""
+
+
+class MissingKeysError(ConfigError):
+    """API keys the plan needs are not set in the environment."""
+
+    def __init__(self, variables: list[str]) -> None:
+        self.variables = sorted(set(variables))
+        names = ", ".join(self.variables)
+        super().__init__(
+            f"missing API keys: set {names} in the environment, "
+            "or run with --simulate to use the embedded simulator"
+        )
+
+
+class PlanError(UltraAsyncError):
+    """The requested test matrix names something that does not exist."""
+
+
+class RequestError(UltraAsyncError):
+    """One HTTP request to a model API failed; `retry` says whether trying again can help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        #: one of "rate_limit", "transient", "fatal"
+        self.kind = kind
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind != "fatal"
+
+
+class InfraError(UltraAsyncError):
+    """A test could not be completed because the API kept failing; not a model failure."""
+
+    def __init__(self, reason: str, *, fatal: bool = False, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        #: True when the failure is a property of the route (bad key, missing deployment),
+        #: so the shard should stop taking work.
+        self.fatal = fatal
+        self.status = status
+
+
+class DatabaseError(UltraAsyncError):
+    """The master database or the journal is unreadable or inconsistent."""
+
+
+class StorageError(UltraAsyncError):
+    """Results could not be written to the output directory."""
