@@ -113,24 +113,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"{plan.total} tests in {len(rows)} shards", title_justify="left")
-    for col in ("model", "shard", "provider", "route", "workers", "qps", "items"):
-        table.add_column(col, justify="right" if col in ("workers", "qps", "items") else "left")
+    for col in ("model", "shard", "provider", "route", "key variable", "workers", "qps", "items"):
+        right = col in ("workers", "qps", "items")
+        table.add_column(col, justify="right" if right else "left", no_wrap=True)
     for row in rows:
-        route = (
-            f"deployment {row['deployment']}"
-            if "deployment" in row
-            else f"key {row['key_index']} (${row['key_env']})"
-        )
+        route = row.get("deployment") or f"key {row['key_index']}"
         table.add_row(
             row["model"],
             row["shard"],
             row["provider"],
             route,
+            row["key_env"],
             str(row["workers"]),
             str(row["qps"]),
             str(row["items"]),
         )
-    Console(width=max(120, _terminal_width())).print(table)
+    Console(width=max(160, _terminal_width())).print(table)
     return EXIT_OK
 
 

@@ -1,0 +1,41 @@
+"""Shared fixtures: the repository's providers.yaml and small config files written on the fly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ultra_async.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def repo_config() -> Config:
+    """The providers.yaml shipped at the repository root."""
+    return load_config(ROOT / "providers.yaml")
+
+
+@pytest.fixture
+def write_yaml(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a YAML text to a fresh file and return its path."""
+    counter = iter(range(1000))
+
+    def write(text: str) -> Path:
+        path = tmp_path / f"providers_{next(counter)}.yaml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _no_real_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the machine's API keys or provider overrides."""
+    import os
+
+    for var in list(os.environ):
+        if var.startswith(("IDEALLAB_", "AZURE_", "ULTRA_ASYNC_")):
+            monkeypatch.delenv(var, raising=False)
