@@ -37,16 +37,26 @@ class RequestError(UltraAsyncError):
         kind: str,
         status: int | None = None,
         retry_after_s: float | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         #: one of "rate_limit", "transient", "fatal"
         self.kind = kind
         self.status = status
         self.retry_after_s = retry_after_s
+        #: the provider's error code from the body, e.g. "insufficient_quota", "content_filter"
+        self.code = code
 
     @property
     def retryable(self) -> bool:
         return self.kind != "fatal"
+
+    @property
+    def route_fatal(self) -> bool:
+        """True when no request on this route can succeed (bad key, missing deployment, quota)."""
+        return self.kind == "fatal" and (
+            self.status in (401, 403, 404) or self.code == "insufficient_quota"
+        )
 
 
 class InfraError(UltraAsyncError):

@@ -1,0 +1,174 @@
+"""HTTP calls to OpenAI-compatible and Azure chat-completion routes, and error classification.
+
+Every failure becomes a RequestError whose `kind` is the retry decision:
+rate_limit (429), transient (5xx, timeouts, dropped connections, malformed bodies) or
+fatal (401/403/404, quota exhausted, other 4xx such as a content filter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import SecretStr
+
+from .config import Timeouts
+from .errors import RequestError
+from .types import ChatResponse, Message, Route
+
+_TRANSIENT_STATUS = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHeaders:
+    """What the server said about its limits in `x-ratelimit-*` headers (None when absent)."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+
+
+def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """Connect, per-read and whole-request timeouts: no socket can hang a test forever."""
+    return aiohttp.ClientTimeout(
+        total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_fields(body: bytes) -> tuple[str, str | None]:
+    """The message and code of an OpenAI/Azure error body, tolerating anything."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body[:200].decode("utf-8", "replace").strip()
+        return text or "(empty body)", None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or "")[:300]
+        code = error.get("code") or error.get("type")
+        return message or "(no message)", str(code) if code is not None else None
+    return str(data)[:200], None
+
+
+def classify_status(status: int, code: str | None) -> str:
+    """Retry decision for an HTTP error status."""
+    if status == 429:
+        return "fatal" if code == "insufficient_quota" else "rate_limit"
+    if status in _TRANSIENT_STATUS or status >= 500:
+        return "transient"
+    return "fatal"
+
+
+def parse_completion(body: bytes, latency_s: float) -> ChatResponse:
+    """`choices[0].message` (content, else reasoning_content) and `usage` of a 200 response."""
+    try:
+        data = orjson.loads(body)
+        message = data["choices"][0]["message"]
+        content = message.get("content") or message.get("reasoning_content") or ""
+        if not isinstance(content, str):
+            raise TypeError("content is not a string")
+        usage = data.get("usage") or {}
+        return ChatResponse(
+            content=content,
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=data["choices"][0].get("finish_reason"),
+            latency_s=latency_s,
+        )
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError):
+        raise RequestError(
+            f"malformed response body ({len(body)} bytes)", kind="transient", status=200
+        ) from None
+
+
+class ChatClient:
+    """Sends one chat-completion request on a route; raises RequestError on any failure."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def complete(
+        self,
+        route: Route,
+        api_model: str,
+        key: SecretStr,
+        messages: Sequence[Message],
+        *,
+        timeout: aiohttp.ClientTimeout | None = None,
+        **params: Any,
+    ) -> tuple[ChatResponse, RateLimitHeaders]:
+        secret = key.get_secret_value()
+        if route.kind == "azure":
+            headers = {"api-key": secret, "Content-Type": "application/json"}
+        else:
+            headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+        payload = orjson.dumps({"model": api_model, "messages": list(messages), **params})
+        started = time.monotonic()
+        try:
+            async with self._session.post(
+                route.url, data=payload, headers=headers, timeout=timeout
+            ) as response:
+                body = await response.read()
+                status = response.status
+                resp_headers = response.headers
+        except asyncio.TimeoutError:
+            raise RequestError("request timed out", kind="transient") from None
+        except aiohttp.ClientError as exc:
+            # the exception text can carry the URL but never the key (it travels in headers)
+            raise RequestError(
+                f"connection error: {type(exc).__name__}: {exc}", kind="transient"
+            ) from None
+        latency_s = time.monotonic() - started
+        limits = RateLimitHeaders(
+            _int_header(resp_headers, "x-ratelimit-limit-requests"),
+            _int_header(resp_headers, "x-ratelimit-remaining-requests"),
+        )
+        if status == 200:
+            return parse_completion(body, latency_s), limits
+        message, code = _error_fields(body)
+        # providers sometimes echo the key back in error bodies
+        message = message.replace(secret, "[redacted]")
+        kind = classify_status(status, code)
+        raise RequestError(
+            f"HTTP {status} from {route.provider}"
+            f"{'/' + route.deployment if route.deployment else ''}: {message}",
+            kind=kind,
+            status=status,
+            retry_after_s=parse_retry_after(resp_headers) if status in (429, 503) else None,
+            code=code,
+        )

@@ -1,0 +1,461 @@
+"""The engine: shard workers in one event loop, work stealing, per-test deadlines, shutdown.
+
+Workers never touch statistics: every finished test becomes a TestResult handed to the
+`on_result` coroutine (the aggregator's `submit`), which applies backpressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import structlog
+from pydantic import SecretStr
+
+from .client import ChatClient, client_timeout
+from .config import Config
+from .errors import ConfigError, InfraError, RequestError
+from .limits import KeyLimits, ShardLimits
+from .planner import Plan, build_shards
+from .retry import Retrier
+from .types import ChatResponse, Evaluate, Message, Shard, TestResult, WorkItem
+
+log = structlog.get_logger("ultra_async.engine")
+
+OnResult = Callable[[TestResult], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class ShardState:
+    """Live counters of one shard, read by progress displays and the run summary."""
+
+    shard: Shard
+    limits: ShardLimits
+    queue: deque[WorkItem]
+    planned: int
+    done: int = 0
+    infra_errors: int = 0
+    in_flight: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    stolen: int = 0
+    dead: str | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "model": self.shard.model,
+            "shard": self.shard.name,
+            "planned": self.planned,
+            "queued": len(self.queue),
+            "done": self.done,
+            "infra_errors": self.infra_errors,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.limits.tests.peak,
+            "workers": self.limits.tests.limit,
+            "workers_max": int(self.shard.workers.max),
+            "qps": self.limits.qps,
+            "qps_max": self.shard.qps.max,
+            "requests": self.requests,
+            "rate_limited": self.rate_limited,
+            "retries": self.retries,
+            "stolen": self.stolen,
+            "dead": self.dead,
+        }
+
+
+class _ModelPool:
+    """The shards of one model: where idle workers look for work to steal."""
+
+    def __init__(self, states: list[ShardState]) -> None:
+        self.states = states
+        self.in_flight = 0
+        self._changed = asyncio.Event()
+
+    def take(self, state: ShardState) -> WorkItem | None:
+        if state.queue:
+            return state.queue.popleft()
+        # steal from the back of the longest sibling queue (dead shards' queues included)
+        donor = max(self.states, key=lambda s: len(s.queue))
+        if donor.queue:
+            state.stolen += 1
+            return donor.queue.pop()
+        return None
+
+    @property
+    def queued(self) -> int:
+        return sum(len(s.queue) for s in self.states)
+
+    @property
+    def all_dead(self) -> bool:
+        return all(s.dead for s in self.states)
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait(self) -> None:
+        await self._changed.wait()
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did. `interrupted` runs can be resumed: unfinished items were not recorded."""
+
+    planned: int
+    completed: int = 0
+    infra_errors: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    wall_s: float = 0.0
+    interrupted: bool = False
+    dead_shards: dict[str, str] = field(default_factory=dict)
+    shards: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.infra_errors
+
+
+class _BoundChat:
+    """The chat function handed to `evaluate`: one shard's route, limits and retry loop."""
+
+    __slots__ = ("_engine", "_state", "_deadline", "requests", "retries")
+
+    def __init__(self, engine: Engine, state: ShardState, deadline: float) -> None:
+        self._engine = engine
+        self._state = state
+        self._deadline = deadline
+        self.requests = 0
+        self.retries = 0
+
+    async def __call__(self, messages: Sequence[Message], **params: Any) -> ChatResponse:
+        state = self._state
+        limits = state.limits
+        shard = state.shard
+        engine = self._engine
+        key = engine._keys[shard.route.key_name]
+        timeout = engine._timeouts[shard.model]
+
+        async def attempt() -> ChatResponse:
+            async with limits.request():
+                state.requests += 1
+                self.requests += 1
+                try:
+                    response, _ = await engine._client.complete(
+                        shard.route, shard.api_model, key, messages, timeout=timeout, **params
+                    )
+                except RequestError as error:
+                    if error.kind == "rate_limit":
+                        state.rate_limited += 1
+                        limits.record_rate_limited(error.retry_after_s)
+                    raise
+            limits.record_success()
+            return response
+
+        def on_retry(error: RequestError, attempt_no: int, delay_s: float) -> None:
+            state.retries += 1
+            self.retries += 1
+            log.debug(
+                "request_retrying",
+                shard=shard.name,
+                attempt=attempt_no,
+                kind=error.kind,
+                status=error.status,
+                delay_s=round(delay_s, 3),
+            )
+
+        retrier = engine._retriers[shard.model]
+        return await retrier.call(attempt, deadline=self._deadline, on_retry=on_retry)
+
+
+class Engine:
+    """Runs plans: one event loop, every shard at its own concurrency and request rate.
+
+    Use as `async with Engine(config) as engine: summary = await engine.run(plan, evaluate)`.
+    `keys` maps key names to secrets (default: read from the environment named in
+    providers.yaml); `base_urls` maps provider names to a base URL that replaces the
+    configured one (the simulator uses this).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        keys: Mapping[str, SecretStr] | None = None,
+        base_urls: Mapping[str, str] | None = None,
+        grace_s: float | None = None,
+    ) -> None:
+        self.config = config
+        self._given_keys = dict(keys) if keys is not None else None
+        self._base_urls = dict(base_urls or {})
+        self.grace_s = config.data.defaults.grace_s if grace_s is None else grace_s
+        self._session: aiohttp.ClientSession | None = None
+        self._keys: dict[str, SecretStr] = {}
+        self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
+        self._retriers: dict[str, Retrier] = {}
+        self._states: list[ShardState] = []
+        self._stop = asyncio.Event()
+        self._running = False
+
+    async def __aenter__(self) -> Engine:
+        total_workers = sum(
+            int(s.workers.max) for m in self.config.models for s in build_shards(self.config, m)
+        )
+        connector = aiohttp.TCPConnector(limit=min(total_workers, 4096), limit_per_host=0)
+        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        self._client = ChatClient(self._session)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- control -------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop taking new tests; in-flight tests get `grace_s` to finish, then are cancelled."""
+        if not self._stop.is_set():
+            log.info("stop_requested", grace_s=self.grace_s)
+            self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Live per-shard counters (for progress displays)."""
+        return [s.snapshot() for s in self._states]
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(
+        self, plan: Plan, evaluate: Evaluate, *, on_result: OnResult | None = None
+    ) -> RunSummary:
+        """Run every item of `plan` through `evaluate`; hand each TestResult to `on_result`."""
+        if self._session is None:
+            raise RuntimeError("use `async with Engine(config) as engine:` before run()")
+        if self._running:
+            raise RuntimeError("this engine is already running a plan")
+        self._running = True
+        self._stop = asyncio.Event()
+        try:
+            return await self._run(plan, evaluate, on_result)
+        finally:
+            self._running = False
+
+    async def results(self, plan: Plan, evaluate: Evaluate) -> AsyncIterator[TestResult]:
+        """Run `plan` and yield each TestResult as it finishes."""
+        queue: asyncio.Queue[TestResult | None] = asyncio.Queue(maxsize=256)
+
+        async def runner() -> None:
+            try:
+                await self.run(plan, evaluate, on_result=queue.put)
+            finally:
+                await queue.put(None)
+
+        task = asyncio.create_task(runner())
+        try:
+            while (result := await queue.get()) is not None:
+                yield result
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self, plan: Plan, evaluate: Evaluate, on_result: OnResult | None) -> RunSummary:
+        started = time.monotonic()
+        models = sorted({sp.shard.model for sp in plan.shards})
+        self._keys = (
+            dict(self._given_keys)
+            if self._given_keys is not None
+            else self.config.resolve_keys(models)
+        )
+        missing = sorted({sp.shard.route.key_name for sp in plan.shards} - set(self._keys))
+        if missing:
+            raise ConfigError(f"no secret given for key(s) {', '.join(missing)}; pass them in keys=")
+        for model in models:
+            self._timeouts[model] = client_timeout(self.config.timeouts_of(model))
+            self._retriers[model] = Retrier(self.config.retry_of(model))
+        key_limits: dict[str, KeyLimits] = {}
+        for name in {sp.shard.route.key_name for sp in plan.shards}:
+            spec = self.config.data.keys[name]
+            burst = spec.burst or self.config.data.defaults.burst
+            key_limits[name] = KeyLimits(spec.qps, burst, spec.max_in_flight)
+
+        self._states = []
+        pools: dict[str, _ModelPool] = {}
+        for sp in plan.shards:
+            shard = sp.shard
+            if shard.route.provider in self._base_urls:
+                route = dataclasses.replace(
+                    shard.route, base_url=self._base_urls[shard.route.provider]
+                )
+                shard = dataclasses.replace(shard, route=route)
+            limits = ShardLimits(shard.workers, shard.qps, shard.burst, key_limits[shard.route.key_name])
+            self._states.append(ShardState(shard, limits, deque(sp.items), len(sp.items)))
+        by_model: dict[str, list[ShardState]] = {}
+        for state in self._states:
+            by_model.setdefault(state.shard.model, []).append(state)
+        for model, states in by_model.items():
+            pools[model] = _ModelPool(states)
+
+        summary = RunSummary(planned=plan.total)
+        emit = on_result or _discard
+
+        async def deliver(result: TestResult) -> None:
+            if result.is_infra_error:
+                summary.infra_errors += 1
+            else:
+                summary.completed += 1
+            await emit(result)
+
+        tasks = [
+            asyncio.create_task(
+                self._worker(state, pools[state.shard.model], evaluate, deliver),
+                name=f"worker:{state.shard.model}:{state.shard.name}:{i}",
+            )
+            for state in self._states
+            for i in range(max(1, int(state.shard.workers.max)))
+        ]
+        log.info("run_started", tests=plan.total, shards=len(self._states), workers=len(tasks))
+        try:
+            await self._wait(tasks, pools)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        summary.interrupted = self._stop.is_set()
+        summary.wall_s = time.monotonic() - started
+        for state in self._states:
+            summary.requests += state.requests
+            summary.rate_limited += state.rate_limited
+            summary.retries += state.retries
+            if state.dead:
+                summary.dead_shards[f"{state.shard.model}/{state.shard.name}"] = state.dead
+        summary.shards = self.snapshot()
+        log.info(
+            "run_finished",
+            completed=summary.completed,
+            infra_errors=summary.infra_errors,
+            interrupted=summary.interrupted,
+            wall_s=round(summary.wall_s, 3),
+        )
+        return summary
+
+    async def _wait(self, tasks: list[asyncio.Task[None]], pools: Mapping[str, _ModelPool]) -> None:
+        """Wait for the workers; after a stop request, give them `grace_s`, then cancel."""
+        workers = asyncio.gather(*tasks)
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({workers, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not workers.done():
+                for pool in pools.values():
+                    pool.notify()
+                _, pending = await asyncio.wait(tasks, timeout=self.grace_s)
+                if pending:
+                    log.warning("grace_period_over", cancelled=len(pending))
+                    for task in pending:
+                        task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            else:
+                workers.result()  # a worker bug surfaces here
+        finally:
+            stop.cancel()
+            if not workers.done():
+                workers.cancel()
+            await asyncio.gather(workers, stop, return_exceptions=True)
+
+    async def _worker(
+        self, state: ShardState, pool: _ModelPool, evaluate: Evaluate, deliver: OnResult
+    ) -> None:
+        slots = state.limits.tests
+        while not self._stop.is_set() and state.dead is None:
+            result: TestResult | None = None
+            idle = False
+            async with slots:
+                if self._stop.is_set() or state.dead is not None:
+                    return
+                item = pool.take(state)
+                if item is None:
+                    if pool.in_flight == 0:
+                        return  # nothing queued and nobody can hand work back
+                    idle = True
+                else:
+                    pool.in_flight += 1
+                    state.in_flight += 1
+                    try:
+                        result = await self._run_one(state, pool, item, evaluate)
+                    finally:
+                        pool.in_flight -= 1
+                        state.in_flight -= 1
+                        pool.notify()
+            if idle:
+                await pool.wait()
+            elif result is not None:
+                await deliver(result)
+            if pool.all_dead:
+                # no shard of this model can run anything: record what is left, rerun retries it
+                while (left := pool.take(state)) is not None:
+                    await deliver(
+                        TestResult.infra_error(
+                            left, state.shard.name, f"no working shard left: {state.dead}"
+                        )
+                    )
+                return
+
+    async def _run_one(
+        self, state: ShardState, pool: _ModelPool, item: WorkItem, evaluate: Evaluate
+    ) -> TestResult | None:
+        """Run one test; None when the shard died under it and the item went back to the pool."""
+        shard = state.shard
+        deadline_s = self._retriers[shard.model].policy.test_deadline_s
+        started = time.monotonic()
+        chat = _BoundChat(self, state, started + deadline_s)
+        extra: dict[str, Any]
+        try:
+            async with asyncio.timeout(deadline_s):
+                outcome = await evaluate(item, chat)
+        except InfraError as error:
+            if error.fatal:
+                if state.dead is None:
+                    state.dead = error.reason
+                    log.warning("shard_dead", model=shard.model, shard=shard.name, reason=error.reason)
+                state.queue.appendleft(item)  # a sibling picks it up
+                return None
+            reason = error.reason
+        except TimeoutError:
+            reason = f"test exceeded its deadline of {deadline_s:g}s"
+        except Exception as error:  # a bug in evaluate must not end the run
+            log.exception("evaluate_failed", shard=shard.name, item=item.id)
+            reason = f"evaluate raised {type(error).__name__}: {error}"
+        else:
+            state.done += 1
+            extra = _timing(chat, started)
+            return TestResult.from_outcome(item, shard.name, outcome, **extra)
+        state.infra_errors += 1
+        log.info("test_infra_error", shard=shard.name, item=item.id, reason=reason)
+        return TestResult.infra_error(item, shard.name, reason, **_timing(chat, started))
+
+
+def _timing(chat: _BoundChat, started: float) -> dict[str, Any]:
+    return {
+        "execution_time_s": round(time.monotonic() - started, 6),
+        "requests": chat.requests,
+        "retries": chat.retries,
+        "finished_at": round(time.time(), 3),
+    }
+
+
+async def _discard(result: TestResult) -> None:
+    return None

@@ -1,0 +1,82 @@
+"""The one retry loop: capped exponential backoff with full jitter, honouring Retry-After.
+
+This is the only place that sleeps for backoff. Time and randomness are injectable so tests
+run without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+
+from .config import RetryPolicy
+from .errors import InfraError, RequestError
+
+T = TypeVar("T")
+log = structlog.get_logger("ultra_async.retry")
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+#: called before each retry with (error, attempt that failed, delay in seconds)
+OnRetry = Callable[[RequestError, int, float], None]
+
+
+def backoff_delay_s(attempt: int, policy: RetryPolicy, rand: Callable[[], float]) -> float:
+    """Full jitter: uniform in [0, min(max_delay, base · 2^(attempt-1))]."""
+    ceiling = min(policy.max_delay_s, policy.base_delay_s * 2 ** (attempt - 1))
+    return rand() * ceiling
+
+
+@dataclass(slots=True)
+class Retrier:
+    """Runs a request function until it succeeds, the budget is spent, or the deadline passes."""
+
+    policy: RetryPolicy
+    sleep: Sleep = asyncio.sleep
+    clock: Clock = time.monotonic
+    rand: Callable[[], float] = random.random
+
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        deadline: float | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> T:
+        """Await `fn()`; retry on retryable RequestErrors; raise InfraError when giving up.
+
+        `deadline` is a value of `clock` after which no retry is started.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await fn()
+            except RequestError as error:
+                if not error.retryable:
+                    raise InfraError(
+                        f"{error} (not retried)", fatal=error.route_fatal, status=error.status
+                    ) from None
+                if attempt >= self.policy.max_attempts:
+                    raise InfraError(
+                        f"{error.kind} error, gave up after {attempt} attempts: {error}",
+                        status=error.status,
+                    ) from None
+                delay = backoff_delay_s(attempt, self.policy, self.rand)
+                if error.retry_after_s is not None:
+                    # the server said when; waiting less only earns another 429
+                    delay = max(delay, error.retry_after_s)
+                if deadline is not None and self.clock() + delay > deadline:
+                    raise InfraError(
+                        f"test deadline reached while retrying ({attempt} attempts): {error}",
+                        status=error.status,
+                    ) from None
+                if on_retry is not None:
+                    on_retry(error, attempt, delay)
+                await self.sleep(delay)
