@@ -63,3 +63,11 @@ def _aioresponses_on_aiohttp_314(monkeypatch: pytest.MonkeyPatch) -> None:
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(aioresponses.core, "ClientResponse", CompatResponse)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_logs() -> None:
+    """Only warnings and errors reach the test output."""
+    from ultra_async.logs import configure_logging
+
+    configure_logging("warning")

@@ -60,14 +60,18 @@ class Clock:
 def test_aimd_decreases_once_per_cooldown_and_stays_in_bounds() -> None:
     clock = Clock()
     aimd = AimdController(Range(50, 1, 100), Range(100, 1, 200), clock=clock, cooldown_s=5)
-    assert aimd.on_rate_limited(2.0)
+    assert aimd.on_rate_limited(2.0, sent_at=99.0)
     assert (aimd.current_qps, aimd.current_workers) == (50, 25)
-    # more 429s from requests already in flight: the same signal
-    assert not aimd.on_rate_limited(2.0)
+    # more 429s for requests sent before the decrease: the same signal
+    assert not aimd.on_rate_limited(2.0, sent_at=99.5)
     assert aimd.current_qps == 50
+    # a request sent after the decrease and still refused: a new signal
+    clock.now += 0.1
+    assert aimd.on_rate_limited(2.0, sent_at=100.05)
+    assert aimd.current_qps == 25
     for _ in range(20):
-        clock.now += 6
-        aimd.on_rate_limited(None)
+        clock.now += 0.1
+        aimd.on_rate_limited(None, sent_at=clock.now)
     assert aimd.current_qps == 1 and aimd.current_workers == 1  # never below min
 
 

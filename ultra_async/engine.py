@@ -148,6 +148,7 @@ class _BoundChat:
             async with limits.request():
                 state.requests += 1
                 self.requests += 1
+                sent_at = time.monotonic()
                 try:
                     response, _ = await engine._client.complete(
                         shard.route, shard.api_model, key, messages, timeout=timeout, **params
@@ -155,7 +156,7 @@ class _BoundChat:
                 except RequestError as error:
                     if error.kind == "rate_limit":
                         state.rate_limited += 1
-                        limits.record_rate_limited(error.retry_after_s)
+                        limits.record_rate_limited(error.retry_after_s, sent_at)
                     raise
             limits.record_success()
             return response

@@ -119,8 +119,9 @@ class AdjustableSemaphore:
 class AimdController:
     """Additive increase on sustained success, multiplicative decrease on 429, within bounds.
 
-    One decrease per cooldown window: a burst of 429s from requests already in flight is one
-    signal, not twenty halvings.
+    A 429 for a request sent before the last decrease is not a new signal: it was sent at the
+    old rate. So a burst of 429s from requests already in flight halves the rate once, and a
+    rate far above the server's limit still comes down within a few round trips.
     """
 
     workers: Range
@@ -134,6 +135,7 @@ class AimdController:
     current_qps: float = field(init=False)
     _streak: int = field(init=False, default=0)
     _calm_after: float = field(init=False, default=0.0)
+    _last_decrease: float = field(init=False, default=float("-inf"))
 
     def __post_init__(self) -> None:
         self.current_workers = self.workers.start
@@ -155,12 +157,14 @@ class AimdController:
         self.current_qps, self.current_workers = new_qps, new_workers
         return changed
 
-    def on_rate_limited(self, retry_after_s: float | None) -> bool:
-        """Record a 429; True when the limits went down."""
+    def on_rate_limited(self, retry_after_s: float | None, sent_at: float | None = None) -> bool:
+        """Record a 429 for a request sent at `sent_at`; True when the limits went down."""
         self._streak = 0
         now = self.clock()
-        if now < self._calm_after:
+        if (now if sent_at is None else sent_at) <= self._last_decrease:
             return False
+        self._last_decrease = now
+        # no increase until the server has had time to recover
         self._calm_after = now + max(self.cooldown_s, retry_after_s or 0.0)
         new_qps = max(self.qps.min, self.current_qps * self.decrease_factor)
         new_workers = max(self.workers.min, math.floor(self.current_workers * self.decrease_factor))
@@ -222,10 +226,10 @@ class ShardLimits:
         if self.control.adaptive and self.control.on_success():
             self._apply()
 
-    def record_rate_limited(self, retry_after_s: float | None) -> None:
+    def record_rate_limited(self, retry_after_s: float | None, sent_at: float) -> None:
         if retry_after_s:
             self.pause(retry_after_s)
-        if self.control.on_rate_limited(retry_after_s):
+        if self.control.on_rate_limited(retry_after_s, sent_at):
             self._apply()
 
     def _apply(self) -> None:

@@ -1,0 +1,82 @@
+"""Logging setup: readable console lines for people, JSON lines in a file for machines.
+
+Nothing is configured on import: scripts and notebooks that configure structlog themselves
+keep their setup. The CLI and `ultra_async.run` call `configure_logging` when nothing else has.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+import structlog
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_SECRETS: set[str] = set()
+_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret so every log line that would contain it shows `[redacted]` instead."""
+    if len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    """Replace registered secrets and key-shaped strings in `text`."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
+
+
+def _redact_processor(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+    return event
+
+
+class _Tee:
+    """Console renderer for the terminal and a JSON line per event for the log file."""
+
+    def __init__(self, console: TextIO, file: TextIO | None) -> None:
+        self._console = console
+        self._file = file
+        self._pretty = structlog.dev.ConsoleRenderer(colors=console.isatty())
+
+    def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
+        if self._file is not None:
+            self._file.write(orjson.dumps(event, default=str).decode() + "\n")
+            self._file.flush()
+        return str(self._pretty(logger, name, dict(event)))
+
+
+def configure_logging(
+    level: str = "info", *, log_file: Path | None = None, console: TextIO | None = None
+) -> None:
+    """Send events at `level` and above to the console (stderr) and, if given, to `log_file`."""
+    numeric = _LEVELS.get(level.lower())
+    if numeric is None:
+        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
+    out = console or sys.stderr
+    file = log_file.open("a", encoding="utf-8") if log_file is not None else None
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact_processor,
+            _Tee(out, file),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
