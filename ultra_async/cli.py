@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -191,6 +192,60 @@ def _plan(parser: argparse.ArgumentParser) -> Handler:
 def _validate(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
     return cmd_validate
+
+
+def _add_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="results directory: master_database.json, results.jsonl, run.log "
+        "(default: $ULTRA_ASYNC_OUT or results/)",
+    )
+
+
+def out_from_args(args: argparse.Namespace) -> Path:
+    return Path(args.out) if args.out is not None else Settings().out
+
+
+@command("run", "run an evaluation (resumes from the journal in --out)")
+def _run(parser: argparse.ArgumentParser) -> Handler:
+    _add_providers(parser)
+    add_matrix_options(parser)
+    _add_out(parser)
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="run against the embedded simulator instead of the real APIs (no keys needed)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the run's randomness")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new database; the old database and journal are moved to a backup folder",
+    )
+    parser.add_argument("--buffer-size", type=int, default=3, help="results per database write")
+    parser.add_argument("--quiet", action="store_true", help="no live progress display")
+    parser.add_argument(
+        "--log-level", default=None, help="debug, info, warning, error (default: info)"
+    )
+
+    def handler(args: argparse.Namespace) -> int:
+        from .commands import run_command
+
+        return run_command(args)
+
+    return handler
+
+
+@command("serve-sim", "run the embedded OpenAI/Azure-compatible simulator standalone")
+def _serve_sim(parser: argparse.ArgumentParser) -> Handler:
+    from .sim import add_serve_sim_arguments, run_serve_sim
+
+    _add_providers(parser)
+    add_serve_sim_arguments(parser, providers_option=False)
+    return run_serve_sim
 
 
 def build_parser() -> argparse.ArgumentParser:

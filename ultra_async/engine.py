@@ -79,11 +79,16 @@ class _ModelPool:
         self._changed = asyncio.Event()
 
     def take(self, state: ShardState) -> WorkItem | None:
+        """The next item for a worker of `state`: its own queue first, else a sibling's surplus.
+
+        A sibling's surplus is the queued work it cannot start now (queue longer than its free
+        test slots; all of it when the shard is dead), so idle workers help a slow or dead shard
+        without racing a healthy sibling for work it is about to start.
+        """
         if state.queue:
             return state.queue.popleft()
-        # steal from the back of the longest sibling queue (dead shards' queues included)
-        donor = max(self.states, key=lambda s: len(s.queue))
-        if donor.queue:
+        donor = max(self.states, key=_surplus)
+        if _surplus(donor) > 0:
             state.stolen += 1
             return donor.queue.pop()
         return None
@@ -102,6 +107,13 @@ class _ModelPool:
 
     async def wait(self) -> None:
         await self._changed.wait()
+
+
+def _surplus(state: ShardState) -> int:
+    if state.dead is not None:
+        return len(state.queue)
+    slots = state.limits.tests
+    return len(state.queue) - max(0, slots.limit - slots.in_use)
 
 
 @dataclass(slots=True)
@@ -127,7 +139,7 @@ class RunSummary:
 class _BoundChat:
     """The chat function handed to `evaluate`: one shard's route, limits and retry loop."""
 
-    __slots__ = ("_engine", "_state", "_deadline", "requests", "retries")
+    __slots__ = ("_deadline", "_engine", "_state", "requests", "retries")
 
     def __init__(self, engine: Engine, state: ShardState, deadline: float) -> None:
         self._engine = engine
@@ -356,8 +368,8 @@ class Engine:
 
     async def _wait(self, tasks: list[asyncio.Task[None]], pools: Mapping[str, _ModelPool]) -> None:
         """Wait for the workers; after a stop request, give them `grace_s`, then cancel."""
-        workers = asyncio.gather(*tasks)
-        stop = asyncio.create_task(self._stop.wait())
+        workers: asyncio.Future[Any] = asyncio.gather(*tasks)
+        stop: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
         try:
             await asyncio.wait({workers, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not workers.done():
@@ -389,7 +401,7 @@ class Engine:
                     return
                 item = pool.take(state)
                 if item is None:
-                    if pool.in_flight == 0:
+                    if pool.in_flight == 0 and pool.queued == 0:
                         return  # nothing queued and nobody can hand work back
                     idle = True
                 else:

@@ -45,27 +45,42 @@ def _redact_processor(
 
 
 class _Tee:
-    """Console renderer for the terminal and a JSON line per event for the log file."""
+    """A JSON line per event for the log file; the console gets events at its own level."""
 
-    def __init__(self, console: TextIO, file: TextIO | None) -> None:
-        self._console = console
+    def __init__(self, console: TextIO, console_level: int, file: TextIO | None) -> None:
         self._file = file
+        self._console_level = console_level
         self._pretty = structlog.dev.ConsoleRenderer(colors=console.isatty())
 
     def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
         if self._file is not None:
             self._file.write(orjson.dumps(event, default=str).decode() + "\n")
             self._file.flush()
+        if _LEVELS.get(str(event.get("level", "info")), logging.INFO) < self._console_level:
+            raise structlog.DropEvent
         return str(self._pretty(logger, name, dict(event)))
 
 
-def configure_logging(
-    level: str = "info", *, log_file: Path | None = None, console: TextIO | None = None
-) -> None:
-    """Send events at `level` and above to the console (stderr) and, if given, to `log_file`."""
-    numeric = _LEVELS.get(level.lower())
+def _level(name: str) -> int:
+    numeric = _LEVELS.get(name.lower())
     if numeric is None:
-        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
+        raise ValueError(f"unknown log level {name!r}; use one of {', '.join(_LEVELS)}")
+    return numeric
+
+
+def configure_logging(
+    level: str = "info",
+    *,
+    log_file: Path | None = None,
+    console: TextIO | None = None,
+    console_level: str | None = None,
+) -> None:
+    """Send events at `level` and above to `log_file` (JSON lines) and to the console (stderr).
+
+    `console_level` raises the console's threshold (e.g. "warning" under a live display).
+    """
+    numeric = _level(level)
+    shown = max(numeric, _level(console_level)) if console_level else numeric
     out = console or sys.stderr
     file = log_file.open("a", encoding="utf-8") if log_file is not None else None
     structlog.configure(
@@ -74,7 +89,7 @@ def configure_logging(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact_processor,
-            _Tee(out, file),
+            _Tee(out, shown, file),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(out),

@@ -154,22 +154,21 @@ def build_shards(config: Config, model: str) -> list[Shard]:
         )
 
     api_model = spec.api_model or model
+    first: str | None = spec.deployments[0] if spec.deployments else None
+    azure = provider.kind == "azure"
+    # (shard name, model name sent in requests, route)
     named: list[tuple[str, str, Route]] = []
     if spec.strategy == "keys":
         prefix = spec.instance_prefix or model
-        deployment = (spec.deployments or [None])[0]
-        if provider.kind == "azure":
-            deployment = deployment or api_model
         for i in range(len(spec.keys)):
-            named.append((f"{prefix}-key{i}", deployment or api_model, route(i, deployment)))
+            sent = first or api_model
+            named.append((f"{prefix}-key{i}", sent, route(i, sent if azure else None)))
     elif spec.strategy == "instances":
         for i, dep in enumerate(spec.deployments or []):
-            named.append((dep, dep, route(i, dep if provider.kind == "azure" else None)))
+            named.append((dep, dep, route(i, dep if azure else None)))
     else:
-        dep = (spec.deployments or [None])[0]
-        name = dep or model
-        azure_dep = (dep or api_model) if provider.kind == "azure" else None
-        named.append((name, dep or api_model, route(0, azure_dep)))
+        sent = first or api_model
+        named.append((first or model, sent, route(0, sent if azure else None)))
 
     names = tuple(n for n, _, _ in named)
     return [

@@ -30,7 +30,7 @@ OnRetry = Callable[[RequestError, int, float], None]
 def backoff_delay_s(attempt: int, policy: RetryPolicy, rand: Callable[[], float]) -> float:
     """Full jitter: uniform in [0, min(max_delay, base · 2^(attempt-1))]."""
     ceiling = min(policy.max_delay_s, policy.base_delay_s * 2 ** (attempt - 1))
-    return rand() * ceiling
+    return float(rand() * ceiling)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,120 @@
+"""The `run` command: options → run_evaluation → summary table and exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from .config import Settings
+from .engine import Engine
+from .logs import configure_logging
+from .planner import Plan
+from .progress import live_progress
+from .runner import RunOptions, RunReport, run_evaluation
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def summary_table(database: dict[str, Any]) -> Table:
+    """Per model and prompt type: tests, success rates, weighted score, workflow score, infra errors."""
+    table = Table(title="results by model and prompt type", title_justify="left")
+    for col in ("model", "prompt type", "tests", "success", "full", "partial", "weighted",
+                "workflow", "infra"):
+        table.add_column(col, justify="left" if col in ("model", "prompt type") else "right",
+                         no_wrap=True)
+    for model, node in sorted(database.get("models", {}).items()):
+        first = True
+        for prompt, pnode in sorted(node.get("by_prompt_type", {}).items()):
+            s = pnode.get("overall_stats", {})
+            table.add_row(
+                model if first else "",
+                prompt,
+                str(s.get("total", 0)),
+                f"{s.get('success_rate', 0):.0%}",
+                f"{s.get('full_success_rate', 0):.0%}",
+                f"{s.get('partial_success_rate', 0):.0%}",
+                f"{s.get('weighted_success_score', 0):.2f}",
+                f"{s.get('avg_workflow_score', 0):.2f}",
+                str(s.get("infra_errors", 0)),
+            )
+            first = False
+    return table
+
+
+def shard_table(report: RunReport) -> Table:
+    """What each shard did in this run: the topology made visible."""
+    table = Table(title="shards in this run", title_justify="left")
+    for col in ("model", "shard", "tests", "stolen", "requests", "429s", "retries", "infra", "state"):
+        table.add_column(col, justify="left" if col in ("model", "shard", "state") else "right",
+                         no_wrap=True)
+    for row in report.summary.shards:
+        table.add_row(
+            row["model"], row["shard"], str(row["done"]), str(row["stolen"]), str(row["requests"]),
+            str(row["rate_limited"]), str(row["retries"]), str(row["infra_errors"]),
+            "dead: " + row["dead"] if row["dead"] else "ok",
+        )
+    return table
+
+
+def run_command(args: argparse.Namespace) -> int:
+    settings = Settings()
+    out = Path(args.out) if args.out is not None else settings.out
+    out.mkdir(parents=True, exist_ok=True)
+    level = args.log_level or settings.log_level
+    # the live display shows progress; the console only needs what goes wrong
+    configure_logging(level, log_file=out / "run.log", console=sys.stderr,
+                      console_level=None if args.log_level else "warning")
+    options = RunOptions(
+        models=args.models, prompt_types=args.prompt_types, rates=args.rates,
+        difficulties=args.difficulties, task_types=args.task_types, instances=args.instances,
+        simulate=args.simulate, seed=args.seed, out=out, fresh=args.fresh,
+        providers=Path(args.providers) if args.providers else None, buffer_size=args.buffer_size,
+    )
+    console = Console() if sys.stdout.isatty() else Console(width=140)
+
+    def progress(engine: Engine, plan: Plan) -> contextlib.AbstractAsyncContextManager[Any]:
+        if args.quiet:
+            return contextlib.nullcontext()
+        return live_progress(engine, plan, console=console)
+
+    report = asyncio.run(run_evaluation(options, handle_signals=True, progress=progress))
+    summary = report.summary
+    if not args.quiet:
+        console.print(shard_table(report))
+    if report.database.exists():
+        console.print(summary_table(orjson.loads(report.database.read_bytes())))
+    console.print(
+        f"{summary.completed} tests completed, {summary.infra_errors} infra errors, "
+        f"{report.skipped} already done before this run, {summary.wall_s:.1f}s; "
+        f"{summary.requests} requests, {summary.rate_limited} 429s, {summary.retries} retries. "
+        f"Results in {report.out}/",
+        highlight=False,
+    )
+    if report.sim_stats is not None and not args.quiet:
+        console.print(f"simulator: {_sim_line(report.sim_stats)}", highlight=False)
+    if summary.interrupted:
+        console.print("interrupted: run the same command again to finish the remaining tests")
+        return EXIT_INTERRUPTED
+    if summary.infra_errors:
+        console.print(f"{summary.infra_errors} tests hit infrastructure errors; "
+                      "run the same command again to retry them")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _sim_line(stats: dict[str, Any]) -> str:
+    per_key = stats.get("keys", stats)
+    parts = []
+    if isinstance(per_key, dict):
+        for name, counts in sorted(per_key.items()):
+            if isinstance(counts, dict) and "requests" in counts:
+                parts.append(f"{name}={counts['requests']}")
+    return "requests per key: " + ", ".join(parts) if parts else str(stats)[:300]
