@@ -7,7 +7,6 @@ fatal (401/403/404, quota exhausted, other 4xx such as a content filter).
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import time
 from collections.abc import Mapping, Sequence
@@ -146,7 +145,7 @@ class ChatClient:
                 body = await response.read()
                 status = response.status
                 resp_headers = response.headers
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestError("request timed out", kind="transient") from None
         except aiohttp.ClientError as exc:
             # the exception text can carry the URL but never the key (it travels in headers)
