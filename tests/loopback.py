@@ -52,7 +52,9 @@ class Loopback:
         now = time.monotonic()
         if key in self.revoked:
             self.statuses[401] += 1
-            return web.json_response({"error": {"message": "bad key", "code": "invalid_api_key"}}, status=401)
+            return web.json_response(
+                {"error": {"message": "bad key", "code": "invalid_api_key"}}, status=401
+            )
         wait = self._admit(key, now)
         if wait is not None:
             self.statuses[429] += 1
@@ -71,10 +73,14 @@ class Loopback:
             self.in_flight[group] -= 1
         self.statuses[200] += 1
         return web.Response(
-            body=orjson.dumps({
-                "choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 1},
-            }),
+            body=orjson.dumps(
+                {
+                    "choices": [
+                        {"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+                }
+            ),
             content_type="application/json",
         )
 

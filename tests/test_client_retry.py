@@ -17,7 +17,15 @@ from ultra_async.retry import Retrier, backoff_delay_s
 from ultra_async.types import Route
 
 OPENAI = Route("p", "openai", "http://127.0.0.1:9/v1", "k0", "K0")
-AZURE = Route("az", "azure", "http://127.0.0.1:9", "k0", "K0", deployment="dep-2", api_version="2024-12-01-preview")
+AZURE = Route(
+    "az",
+    "azure",
+    "http://127.0.0.1:9",
+    "k0",
+    "K0",
+    deployment="dep-2",
+    api_version="2024-12-01-preview",
+)
 KEY = SecretStr("sk-test-secret-123")
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -68,7 +76,10 @@ async def test_openai_route_and_parsing(client: ChatClient) -> None:
 
 
 async def test_azure_route_uses_api_key_header(client: ChatClient) -> None:
-    assert AZURE.url == "http://127.0.0.1:9/openai/deployments/dep-2/chat/completions?api-version=2024-12-01-preview"
+    assert (
+        AZURE.url
+        == "http://127.0.0.1:9/openai/deployments/dep-2/chat/completions?api-version=2024-12-01-preview"
+    )
     with aioresponses() as mock:
         mock.post(AZURE.url, payload=completion())
         await client.complete(AZURE, "dep-2", KEY, MESSAGES)
@@ -84,11 +95,17 @@ async def test_reasoning_content_used_when_content_empty(client: ChatClient) -> 
     assert response.content == "thinking TASK_COMPLETED"
 
 
-async def test_429_with_retry_after_then_200_retries_once_after_stated_delay(client: ChatClient) -> None:
+async def test_429_with_retry_after_then_200_retries_once_after_stated_delay(
+    client: ChatClient,
+) -> None:
     fake = FakeTime()
     with aioresponses() as mock:
-        mock.post(OPENAI.url, status=429, headers={"Retry-After": "7"},
-                  payload={"error": {"message": "slow down", "code": "rate_limit_exceeded"}})
+        mock.post(
+            OPENAI.url,
+            status=429,
+            headers={"Retry-After": "7"},
+            payload={"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
+        )
         mock.post(OPENAI.url, payload=completion())
         response = await retrier(fake).call(lambda: client.complete(OPENAI, "m", KEY, MESSAGES))
         calls = sum(len(v) for v in mock.requests.values())
@@ -103,7 +120,9 @@ async def test_500s_exhausted_become_infra_error(client: ChatClient) -> None:
         for _ in range(4):
             mock.post(OPENAI.url, status=500, body=b"oops")
         with pytest.raises(InfraError) as info:
-            await retrier(fake, max_attempts=4).call(lambda: client.complete(OPENAI, "m", KEY, MESSAGES))
+            await retrier(fake, max_attempts=4).call(
+                lambda: client.complete(OPENAI, "m", KEY, MESSAGES)
+            )
         calls = sum(len(v) for v in mock.requests.values())
     assert calls == 4 and len(fake.sleeps) == 3
     assert "gave up after 4 attempts" in info.value.reason
@@ -113,8 +132,16 @@ async def test_500s_exhausted_become_infra_error(client: ChatClient) -> None:
 async def test_401_is_fatal_and_not_retried(client: ChatClient) -> None:
     fake = FakeTime()
     with aioresponses() as mock:
-        mock.post(OPENAI.url, status=401,
-                  payload={"error": {"message": "Incorrect API key provided: sk-test-secret-123", "code": "invalid_api_key"}})
+        mock.post(
+            OPENAI.url,
+            status=401,
+            payload={
+                "error": {
+                    "message": "Incorrect API key provided: sk-test-secret-123",
+                    "code": "invalid_api_key",
+                }
+            },
+        )
         with pytest.raises(InfraError) as info:
             await retrier(fake).call(lambda: client.complete(OPENAI, "m", KEY, MESSAGES))
         calls = sum(len(v) for v in mock.requests.values())
@@ -126,7 +153,11 @@ async def test_401_is_fatal_and_not_retried(client: ChatClient) -> None:
 
 async def test_content_filter_is_fatal_for_the_request_only(client: ChatClient) -> None:
     with aioresponses() as mock:
-        mock.post(OPENAI.url, status=400, payload={"error": {"message": "filtered", "code": "content_filter"}})
+        mock.post(
+            OPENAI.url,
+            status=400,
+            payload={"error": {"message": "filtered", "code": "content_filter"}},
+        )
         with pytest.raises(RequestError) as info:
             await client.complete(OPENAI, "m", KEY, MESSAGES)
     assert info.value.kind == "fatal" and not info.value.route_fatal
@@ -134,13 +165,19 @@ async def test_content_filter_is_fatal_for_the_request_only(client: ChatClient) 
 
 async def test_quota_exhausted_is_fatal_for_the_route(client: ChatClient) -> None:
     with aioresponses() as mock:
-        mock.post(OPENAI.url, status=429, payload={"error": {"message": "quota", "code": "insufficient_quota"}})
+        mock.post(
+            OPENAI.url,
+            status=429,
+            payload={"error": {"message": "quota", "code": "insufficient_quota"}},
+        )
         with pytest.raises(RequestError) as info:
             await client.complete(OPENAI, "m", KEY, MESSAGES)
     assert info.value.kind == "fatal" and info.value.route_fatal
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"choices": []}', b'{"choices": [{"message": {"content": 5}}]}', b""])
+@pytest.mark.parametrize(
+    "body", [b"{not json", b'{"choices": []}', b'{"choices": [{"message": {"content": 5}}]}', b""]
+)
 async def test_malformed_json_is_transient(client: ChatClient, body: bytes) -> None:
     with aioresponses() as mock:
         mock.post(OPENAI.url, status=200, body=body)
@@ -187,9 +224,17 @@ def test_full_jitter_is_capped() -> None:
 
 @pytest.mark.parametrize(
     ("status", "code", "kind"),
-    [(429, None, "rate_limit"), (429, "insufficient_quota", "fatal"), (500, None, "transient"),
-     (503, None, "transient"), (408, None, "transient"), (401, None, "fatal"), (403, None, "fatal"),
-     (404, None, "fatal"), (400, "content_filter", "fatal")],
+    [
+        (429, None, "rate_limit"),
+        (429, "insufficient_quota", "fatal"),
+        (500, None, "transient"),
+        (503, None, "transient"),
+        (408, None, "transient"),
+        (401, None, "fatal"),
+        (403, None, "fatal"),
+        (404, None, "fatal"),
+        (400, "content_filter", "fatal"),
+    ],
 )
 def test_classify_status(status: int, code: str | None, kind: str) -> None:
     assert classify_status(status, code) == kind
@@ -198,6 +243,9 @@ def test_classify_status(status: int, code: str | None, kind: str) -> None:
 def test_parse_retry_after() -> None:
     assert parse_retry_after({"Retry-After": "2"}) == 2.0
     assert parse_retry_after({"retry-after-ms": "1500", "Retry-After": "2"}) == 1.5
-    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=1445412480.0) == 10.0
+    assert (
+        parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=1445412480.0)
+        == 10.0
+    )
     assert parse_retry_after({"Retry-After": "soon"}) is None
     assert parse_retry_after({}) is None

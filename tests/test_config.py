@@ -55,7 +55,10 @@ def test_valid_small_file(write_yaml: Callable[[str], Path]) -> None:
         # negative QPS: names file, field path and reason on one line
         (("qps: 10}", "qps: -1}"), "models.m-keys.qps: must be > 0"),
         # wrong type
-        (("workers: 2,", "workers: two,"), "models.m-keys.workers: must be a number or {start, max}"),
+        (
+            ("workers: 2,", "workers: two,"),
+            "models.m-keys.workers: must be a number or {start, max}",
+        ),
         # missing field
         (("strategy: keys, ", ""), "models.m-keys.strategy: required field is missing"),
         # unknown provider
@@ -117,7 +120,12 @@ def test_missing_keys_named_by_variable(write_yaml: Callable[[str], Path]) -> No
 
 
 def test_base_url_env_override(write_yaml: Callable[[str], Path]) -> None:
-    text = VALID.replace('base_url: "http://127.0.0.1:9/v1"}', 'base_url: "http://127.0.0.1:9/v1", base_url_env: P_URL}')
+    text = VALID.replace(
+        'base_url: "http://127.0.0.1:9/v1"}',
+        'base_url: "http://127.0.0.1:9/v1", base_url_env: P_URL}',
+    )
     config = load_config(write_yaml(text))
     assert config.base_url_of("p", env={}) == "http://127.0.0.1:9/v1"
-    assert config.base_url_of("p", env={"P_URL": "http://127.0.0.1:7/v1/"}) == "http://127.0.0.1:7/v1"
+    assert (
+        config.base_url_of("p", env={"P_URL": "http://127.0.0.1:7/v1/"}) == "http://127.0.0.1:7/v1"
+    )

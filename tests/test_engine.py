@@ -38,8 +38,13 @@ models:
 KEYS = {name: SecretStr(f"secret-{name}") for name in ("k0", "k1", "k2", "shared")}
 
 
-def make_config(write_yaml: Callable[[str], Path], *, qps: float = 1000, shared_qps: float = 1000,
-                grace_s: float = 5) -> Config:
+def make_config(
+    write_yaml: Callable[[str], Path],
+    *,
+    qps: float = 1000,
+    shared_qps: float = 1000,
+    grace_s: float = 5,
+) -> Config:
     return load_config(write_yaml(CONFIG.format(qps=qps, shared_qps=shared_qps, grace_s=grace_s)))
 
 
@@ -49,13 +54,16 @@ def evaluator(requests_per_test: int = 1) -> Callable[[WorkItem, ChatFn], object
         for _ in range(requests_per_test):
             response = await chat([{"role": "user", "content": item.id}])
             tokens += response.output_tokens
-        return TestOutcome(success_level="full_success", workflow_score=1, phase2_score=1, output_tokens=tokens)
+        return TestOutcome(
+            success_level="full_success", workflow_score=1, phase2_score=1, output_tokens=tokens
+        )
 
     return evaluate
 
 
-async def run_plan(config: Config, server: Loopback, models: str, instances: int,
-                   requests_per_test: int = 1) -> tuple[list[TestResult], object]:
+async def run_plan(
+    config: Config, server: Loopback, models: str, instances: int, requests_per_test: int = 1
+) -> tuple[list[TestResult], object]:
     plan = make_plan(config, build_matrix(config, models=models, instances=instances))
     results: list[TestResult] = []
 
@@ -68,10 +76,14 @@ async def run_plan(config: Config, server: Loopback, models: str, instances: int
     return results, summary
 
 
-async def test_every_item_once_and_in_flight_within_workers(write_yaml: Callable[[str], Path]) -> None:
+async def test_every_item_once_and_in_flight_within_workers(
+    write_yaml: Callable[[str], Path],
+) -> None:
     config = make_config(write_yaml)
     async with loopback_server(Loopback(latency_s=0.01)) as server:
-        results, summary = await run_plan(config, server, "m-keys,m-inst", instances=8, requests_per_test=2)
+        results, summary = await run_plan(
+            config, server, "m-keys,m-inst", instances=8, requests_per_test=2
+        )
     ids = [r.item_id for r in results]
     assert len(ids) == len(set(ids)) == 2 * 5 * 8
     assert all(r.outcome == "completed" and r.requests == 2 for r in results)
@@ -87,7 +99,9 @@ async def test_every_item_once_and_in_flight_within_workers(write_yaml: Callable
 
 
 @pytest.mark.slow
-async def test_request_rate_kept_per_shard_and_per_shared_key(write_yaml: Callable[[str], Path]) -> None:
+async def test_request_rate_kept_per_shard_and_per_shared_key(
+    write_yaml: Callable[[str], Path],
+) -> None:
     # two models share one key limited to 20 req/s: together they must stay under it
     config = make_config(write_yaml, shared_qps=20)
     async with loopback_server(Loopback()) as server:
@@ -102,7 +116,9 @@ async def test_request_rate_kept_per_shard_and_per_shared_key(write_yaml: Callab
         assert in_window <= 21, in_window
 
 
-async def test_revoked_key_shard_work_is_done_by_siblings(write_yaml: Callable[[str], Path]) -> None:
+async def test_revoked_key_shard_work_is_done_by_siblings(
+    write_yaml: Callable[[str], Path],
+) -> None:
     config = make_config(write_yaml)
     async with loopback_server(Loopback(revoked={"secret-k1"}, latency_s=0.005)) as server:
         results, summary = await run_plan(config, server, "m-keys", instances=6)
@@ -117,7 +133,7 @@ async def test_revoked_key_shard_work_is_done_by_siblings(write_yaml: Callable[[
 async def test_all_shards_dead_records_infra_errors(write_yaml: Callable[[str], Path]) -> None:
     config = make_config(write_yaml)
     async with loopback_server(Loopback(revoked={"secret-shared"})) as server:
-        results, summary = await run_plan(config, server, "closed-a", instances=3)
+        results, _summary = await run_plan(config, server, "closed-a", instances=3)
     assert len(results) == 15 and all(r.outcome == "infra_error" for r in results)
     assert all("no working shard left" in (r.infra_reason or "") for r in results)
 
@@ -133,12 +149,15 @@ async def test_429s_are_retried_and_slow_the_shard(write_yaml: Callable[[str], P
     assert summary.retries >= server.statuses[429]  # type: ignore[attr-defined]
 
 
-async def test_stop_mid_run_delivers_finished_results_within_grace(write_yaml: Callable[[str], Path]) -> None:
+async def test_stop_mid_run_delivers_finished_results_within_grace(
+    write_yaml: Callable[[str], Path],
+) -> None:
     config = make_config(write_yaml, grace_s=0.3)
     plan = make_plan(config, build_matrix(config, models="m-keys", instances=40))
     results: list[TestResult] = []
     async with loopback_server(Loopback(latency_s=0.02)) as server:
         async with Engine(config, keys=KEYS, base_urls={"p": server.base_url + "/v1"}) as engine:
+
             async def collect(result: TestResult) -> None:
                 results.append(result)
                 if len(results) == 10:
@@ -156,7 +175,9 @@ async def test_stop_mid_run_delivers_finished_results_within_grace(write_yaml: C
 
 
 async def test_slow_test_hits_deadline_as_infra_error(write_yaml: Callable[[str], Path]) -> None:
-    text = CONFIG.format(qps=1000, shared_qps=1000, grace_s=1).replace("test_deadline_s: 20", "test_deadline_s: 0.2")
+    text = CONFIG.format(qps=1000, shared_qps=1000, grace_s=1).replace(
+        "test_deadline_s: 20", "test_deadline_s: 0.2"
+    )
     config = load_config(write_yaml(text))
     plan = make_plan(config, build_matrix(config, models="closed-a", instances=1))
 

@@ -88,7 +88,9 @@ def test_aimd_increase_after_sustained_success_up_to_max() -> None:
 
 def test_aimd_no_increase_during_retry_after_cooldown() -> None:
     clock = Clock()
-    aimd = AimdController(Range(2, 1, 2), Range(10, 1, 10), clock=clock, increase_after=1, cooldown_s=1)
+    aimd = AimdController(
+        Range(2, 1, 2), Range(10, 1, 10), clock=clock, increase_after=1, cooldown_s=1
+    )
     aimd.on_rate_limited(30.0)
     assert aimd.current_qps == 5
     clock.now += 10

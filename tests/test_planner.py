@@ -26,9 +26,16 @@ def test_keys_strategy_routes_each_shard_to_its_own_key(repo_config: Config) -> 
 
 def test_instances_strategy_one_shard_per_deployment(repo_config: Config) -> None:
     shards = build_shards(repo_config, "DeepSeek-V3-0324")
-    assert [s.name for s in shards] == ["DeepSeek-V3-0324", "DeepSeek-V3-0324-2", "DeepSeek-V3-0324-3"]
+    assert [s.name for s in shards] == [
+        "DeepSeek-V3-0324",
+        "DeepSeek-V3-0324-2",
+        "DeepSeek-V3-0324-3",
+    ]
     assert [s.route.deployment for s in shards] == [s.name for s in shards]
-    assert "/openai/deployments/DeepSeek-V3-0324-2/chat/completions?api-version=" in shards[1].route.url
+    assert (
+        "/openai/deployments/DeepSeek-V3-0324-2/chat/completions?api-version="
+        in shards[1].route.url
+    )
     assert (shards[0].workers.start, shards[0].workers.max) == (50, 100)
     assert (shards[0].qps.start, shards[0].qps.max) == (100, 200)
 
@@ -50,7 +57,10 @@ def test_single_strategy(
 
 
 def test_closed_models_share_one_key(repo_config: Config) -> None:
-    keys = {build_shards(repo_config, m)[0].route.key_name for m in ("o3-0416-global", "kimi-k2", "gemini-2.5-flash-06-17")}
+    keys = {
+        build_shards(repo_config, m)[0].route.key_name
+        for m in ("o3-0416-global", "kimi-k2", "gemini-2.5-flash-06-17")
+    }
     assert keys == {"ideallab-closed"}
 
 
@@ -65,7 +75,9 @@ def test_default_matrix_shard_counts(repo_config: Config) -> None:
 
 
 def test_even_split(repo_config: Config) -> None:
-    matrix = build_matrix(repo_config, models="qwen2.5-7b-instruct", prompt_types="all", instances=7)
+    matrix = build_matrix(
+        repo_config, models="qwen2.5-7b-instruct", prompt_types="all", instances=7
+    )
     plan = make_plan(repo_config, matrix)
     sizes = [len(sp.items) for sp in plan.shards]
     assert sum(sizes) == 3 * 5 * 7
@@ -95,7 +107,9 @@ def test_done_items_are_subtracted(repo_config: Config) -> None:
     # topping up: a larger N adds only the new instances
     bigger = build_matrix(repo_config, models="gpt-4o-mini", instances=5)
     done_all = {item.id for item in matrix.items()}
-    assert {i.instance for sp in make_plan(repo_config, bigger, done_all).shards for i in sp.items} == {3, 4}
+    assert {
+        i.instance for sp in make_plan(repo_config, bigger, done_all).shards for i in sp.items
+    } == {3, 4}
 
 
 def test_prompt_type_groups() -> None:

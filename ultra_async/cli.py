@@ -50,7 +50,9 @@ def add_matrix_options(parser: argparse.ArgumentParser) -> None:
         "--rates", default="0.8", help="comma-separated tool success rates (default: 0.8)"
     )
     group.add_argument(
-        "--difficulties", default="easy", help="comma-separated difficulties, or all (default: easy)"
+        "--difficulties",
+        default="easy",
+        help="comma-separated difficulties, or all (default: easy)",
     )
     group.add_argument(
         "--task-types", default="all", help="comma-separated task types, or all (default: all)"
@@ -144,7 +146,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     envs = config.key_envs()
     missing = set(config.missing_keys())
-    print(f"{config.path}: valid ({len(config.models)} models, {len(config.data.providers)} providers)")
+    print(
+        f"{config.path}: valid ({len(config.models)} models, "
+        f"{len(config.data.providers)} providers)"
+    )
     for key, var in envs.items():
         state = "missing" if var in missing else "present"
         users = [m for m, spec in config.models.items() if key in spec.keys]
@@ -163,7 +168,9 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
 
 def command(
     name: str, help: str
-) -> Callable[[Callable[[argparse.ArgumentParser], Handler]], Callable[[argparse.ArgumentParser], Handler]]:
+) -> Callable[
+    [Callable[[argparse.ArgumentParser], Handler]], Callable[[argparse.ArgumentParser], Handler]
+]:
     """Register a subcommand: the decorated function adds its arguments and returns its handler."""
 
     def register(

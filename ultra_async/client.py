@@ -128,7 +128,7 @@ class ChatClient:
         key: SecretStr,
         messages: Sequence[Message],
         *,
-        timeout: aiohttp.ClientTimeout | None = None,
+        request_timeout: aiohttp.ClientTimeout | None = None,
         **params: Any,
     ) -> tuple[ChatResponse, RateLimitHeaders]:
         secret = key.get_secret_value()
@@ -140,7 +140,7 @@ class ChatClient:
         started = time.monotonic()
         try:
             async with self._session.post(
-                route.url, data=payload, headers=headers, timeout=timeout
+                route.url, data=payload, headers=headers, timeout=request_timeout
             ) as response:
                 body = await response.read()
                 status = response.status

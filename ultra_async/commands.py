@@ -24,12 +24,22 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def summary_table(database: dict[str, Any]) -> Table:
-    """Per model and prompt type: tests, success rates, weighted score, workflow score, infra errors."""
+    """Per model and prompt type: tests, success rates, weighted/workflow scores, infra errors."""
     table = Table(title="results by model and prompt type", title_justify="left")
-    for col in ("model", "prompt type", "tests", "success", "full", "partial", "weighted",
-                "workflow", "infra"):
-        table.add_column(col, justify="left" if col in ("model", "prompt type") else "right",
-                         no_wrap=True)
+    for col in (
+        "model",
+        "prompt type",
+        "tests",
+        "success",
+        "full",
+        "partial",
+        "weighted",
+        "workflow",
+        "infra",
+    ):
+        table.add_column(
+            col, justify="left" if col in ("model", "prompt type") else "right", no_wrap=True
+        )
     for model, node in sorted(database.get("models", {}).items()):
         first = True
         for prompt, pnode in sorted(node.get("by_prompt_type", {}).items()):
@@ -52,13 +62,30 @@ def summary_table(database: dict[str, Any]) -> Table:
 def shard_table(report: RunReport) -> Table:
     """What each shard did in this run: the topology made visible."""
     table = Table(title="shards in this run", title_justify="left")
-    for col in ("model", "shard", "tests", "stolen", "requests", "429s", "retries", "infra", "state"):
-        table.add_column(col, justify="left" if col in ("model", "shard", "state") else "right",
-                         no_wrap=True)
+    for col in (
+        "model",
+        "shard",
+        "tests",
+        "stolen",
+        "requests",
+        "429s",
+        "retries",
+        "infra",
+        "state",
+    ):
+        table.add_column(
+            col, justify="left" if col in ("model", "shard", "state") else "right", no_wrap=True
+        )
     for row in report.summary.shards:
         table.add_row(
-            row["model"], row["shard"], str(row["done"]), str(row["stolen"]), str(row["requests"]),
-            str(row["rate_limited"]), str(row["retries"]), str(row["infra_errors"]),
+            row["model"],
+            row["shard"],
+            str(row["done"]),
+            str(row["stolen"]),
+            str(row["requests"]),
+            str(row["rate_limited"]),
+            str(row["retries"]),
+            str(row["infra_errors"]),
             "dead: " + row["dead"] if row["dead"] else "ok",
         )
     return table
@@ -70,13 +97,25 @@ def run_command(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     level = args.log_level or settings.log_level
     # the live display shows progress; the console only needs what goes wrong
-    configure_logging(level, log_file=out / "run.log", console=sys.stderr,
-                      console_level=None if args.log_level else "warning")
+    configure_logging(
+        level,
+        log_file=out / "run.log",
+        console=sys.stderr,
+        console_level=None if args.log_level else "warning",
+    )
     options = RunOptions(
-        models=args.models, prompt_types=args.prompt_types, rates=args.rates,
-        difficulties=args.difficulties, task_types=args.task_types, instances=args.instances,
-        simulate=args.simulate, seed=args.seed, out=out, fresh=args.fresh,
-        providers=Path(args.providers) if args.providers else None, buffer_size=args.buffer_size,
+        models=args.models,
+        prompt_types=args.prompt_types,
+        rates=args.rates,
+        difficulties=args.difficulties,
+        task_types=args.task_types,
+        instances=args.instances,
+        simulate=args.simulate,
+        seed=args.seed,
+        out=out,
+        fresh=args.fresh,
+        providers=Path(args.providers) if args.providers else None,
+        buffer_size=args.buffer_size,
     )
     console = Console() if sys.stdout.isatty() else Console(width=140)
 
@@ -104,8 +143,10 @@ def run_command(args: argparse.Namespace) -> int:
         console.print("interrupted: run the same command again to finish the remaining tests")
         return EXIT_INTERRUPTED
     if summary.infra_errors:
-        console.print(f"{summary.infra_errors} tests hit infrastructure errors; "
-                      "run the same command again to retry them")
+        console.print(
+            f"{summary.infra_errors} tests hit infrastructure errors; "
+            "run the same command again to retry them"
+        )
         return EXIT_FAILED
     return EXIT_OK
 

@@ -24,7 +24,7 @@ from .errors import ConfigError, MissingKeysError
 from .types import Range
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Shapes of real API keys; a value like this in providers.yaml is a leaked secret, not a variable name.
+# Shapes of real API keys: such a value in providers.yaml is a leaked secret, not a variable.
 _SECRET_SHAPE = re.compile(r"^(sk-|sk_|Bearer\s)|^[A-Za-z0-9]{32,}$")
 
 
@@ -109,7 +109,7 @@ class ProviderSpec(_Strict):
     @model_validator(mode="after")
     def _azure_needs_version(self) -> ProviderSpec:
         if self.kind == "azure" and not self.api_version:
-            raise ValueError("api_version: required for kind azure (e.g. \"2024-12-01-preview\")")
+            raise ValueError('api_version: required for kind azure (e.g. "2024-12-01-preview")')
         return self
 
 

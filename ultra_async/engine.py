@@ -157,19 +157,25 @@ class _BoundChat:
         timeout = engine._timeouts[shard.model]
 
         async def attempt() -> ChatResponse:
-            async with limits.request():
-                state.requests += 1
-                self.requests += 1
-                sent_at = time.monotonic()
-                try:
-                    response, _ = await engine._client.complete(
-                        shard.route, shard.api_model, key, messages, timeout=timeout, **params
-                    )
-                except RequestError as error:
-                    if error.kind == "rate_limit":
-                        state.rate_limited += 1
-                        limits.record_rate_limited(error.retry_after_s, sent_at)
-                    raise
+            await limits.take_token()
+            in_flight = limits.key_in_flight
+            if in_flight is not None:
+                await in_flight.acquire()
+            state.requests += 1
+            self.requests += 1
+            sent_at = time.monotonic()
+            try:
+                response, _ = await engine._client.complete(
+                    shard.route, shard.api_model, key, messages, request_timeout=timeout, **params
+                )
+            except RequestError as error:
+                if error.kind == "rate_limit":
+                    state.rate_limited += 1
+                    limits.record_rate_limited(error.retry_after_s, sent_at)
+                raise
+            finally:
+                if in_flight is not None:
+                    in_flight.release()
             limits.record_success()
             return response
 
@@ -295,7 +301,9 @@ class Engine:
         )
         missing = sorted({sp.shard.route.key_name for sp in plan.shards} - set(self._keys))
         if missing:
-            raise ConfigError(f"no secret given for key(s) {', '.join(missing)}; pass them in keys=")
+            raise ConfigError(
+                f"no secret given for key(s) {', '.join(missing)}; pass them in keys="
+            )
         for model in models:
             self._timeouts[model] = client_timeout(self.config.timeouts_of(model))
             self._retriers[model] = Retrier(self.config.retry_of(model))
@@ -314,7 +322,9 @@ class Engine:
                     shard.route, base_url=self._base_urls[shard.route.provider]
                 )
                 shard = dataclasses.replace(shard, route=route)
-            limits = ShardLimits(shard.workers, shard.qps, shard.burst, key_limits[shard.route.key_name])
+            limits = ShardLimits(
+                shard.workers, shard.qps, shard.burst, key_limits[shard.route.key_name]
+            )
             self._states.append(ShardState(shard, limits, deque(sp.items), len(sp.items)))
         by_model: dict[str, list[ShardState]] = {}
         for state in self._states:
@@ -443,7 +453,9 @@ class Engine:
             if error.fatal:
                 if state.dead is None:
                     state.dead = error.reason
-                    log.warning("shard_dead", model=shard.model, shard=shard.name, reason=error.reason)
+                    log.warning(
+                        "shard_dead", model=shard.model, shard=shard.name, reason=error.reason
+                    )
                 state.queue.appendleft(item)  # a sibling picks it up
                 return None
             reason = error.reason

@@ -9,11 +9,11 @@ AIMD raises a shard's rate and concurrency slowly on sustained success and halve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
@@ -40,10 +40,8 @@ class AdjustableLimiter(AsyncLimiter):
         if qps == self.qps:
             return
         # settle the level at the old rate before switching, so no capacity is invented
-        try:
+        with contextlib.suppress(RuntimeError):  # no running loop yet: nothing to settle
             self._leak()
-        except RuntimeError:  # no running loop yet: nothing to settle
-            pass
         self.qps = qps
         self.time_period = self.burst / qps
         self._rate_per_sec = qps
@@ -207,20 +205,20 @@ class ShardLimits:
         """Hold every new request of this shard for `seconds` (a server's Retry-After)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    @asynccontextmanager
-    async def request(self) -> AsyncIterator[None]:
+    async def take_token(self) -> None:
         """Wait for a pause to end and for a token from the shard's and the key's buckets."""
-        while (wait := self._paused_until - self._clock()) > 0:
+        # a later 429 may push the pause further while we sleep, so re-check after each sleep
+        while (wait := self._paused_until - self._clock()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(wait)
         await self.bucket.acquire()
         key = self.key
         if key is not None and key.limiter is not None:
             await key.limiter.acquire()
-        if key is not None and key.in_flight is not None:
-            async with key.in_flight:
-                yield
-        else:
-            yield
+
+    @property
+    def key_in_flight(self) -> AdjustableSemaphore | None:
+        """The key's cap on concurrent requests, held for the duration of each request."""
+        return self.key.in_flight if self.key is not None else None
 
     def record_success(self) -> None:
         if self.control.adaptive and self.control.on_success():

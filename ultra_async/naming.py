@@ -1,4 +1,4 @@
-"""Map instance and shard names back to the real model name (`DeepSeek-V3-0324-2` → `DeepSeek-V3-0324`)."""
+"""Map instance and shard names back to their real model (`DeepSeek-V3-0324-2` → the base)."""
 
 from __future__ import annotations
 

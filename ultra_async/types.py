@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
 from .dimensions import rate_key
@@ -205,15 +205,18 @@ class TestResult:
         outcome: TestOutcome,
         **extra: Any,
     ) -> TestResult:
-        base = _item_fields(item)
-        return cls(shard=shard, outcome="completed", **base, **asdict(outcome), **extra)
+        scored = {name: getattr(outcome, name) for name in _OUTCOME_FIELDS}
+        return cls(shard=shard, outcome="completed", **_item_fields(item), **scored, **extra)
 
     @classmethod
     def infra_error(cls, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
-        return cls(shard=shard, outcome="infra_error", infra_reason=reason, **_item_fields(item), **extra)
+        return cls(
+            shard=shard, outcome="infra_error", infra_reason=reason, **_item_fields(item), **extra
+        )
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        """A plain dict of every field (`details` is shared, not copied)."""
+        return {name: getattr(self, name) for name in _RESULT_ORDER}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> TestResult:
@@ -234,4 +237,7 @@ def _item_fields(item: WorkItem) -> dict[str, Any]:
     }
 
 
-_RESULT_FIELDS = frozenset(f.name for f in fields(TestResult))
+# field names, computed once: dataclasses.asdict deep-copies and is the slowest part of a result
+_OUTCOME_FIELDS = tuple(f.name for f in fields(TestOutcome))
+_RESULT_ORDER = tuple(f.name for f in fields(TestResult))
+_RESULT_FIELDS = frozenset(_RESULT_ORDER)

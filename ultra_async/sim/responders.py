@@ -45,6 +45,11 @@ def brain_responder(seed: int) -> Responder:
         return default_responder
 
     def reply(model: str, messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
+        # a client's per-request `seed` (the benchmark sends the test's) varies the model's
+        # choices between instances; the server seed varies whole runs
+        request_seed = body.get("seed")
+        if isinstance(request_seed, int) and not isinstance(request_seed, bool):
+            return respond(model, messages, seed=(seed * 1_000_003 + request_seed) & (2**63 - 1))
         return respond(model, messages, seed=seed)
 
     return reply

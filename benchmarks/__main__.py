@@ -1,0 +1,89 @@
+"""Run the benchmarks and write benchmarks/results/latest.json and latest.md.
+
+python -m benchmarks                     # every section
+python -m benchmarks overhead rate_fidelity
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks._common import machine
+from ultra_async.logs import configure_logging
+
+#: section name → module; each module has `run() -> dict`
+SECTIONS = {
+    "overhead": "benchmarks.bench_overhead",
+    "rate_fidelity": "benchmarks.bench_rate_fidelity",
+    "aggregator": "benchmarks.bench_aggregator",
+}
+TARGETS = {
+    "overhead": ("ratio", ">=", 0.8),
+    "rate_fidelity": ("max_deviation_pct", "<=", 2.0),
+    "aggregator": ("max_loop_stall_ms", "<", 20.0),
+}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _verdict(section: str, data: dict[str, Any]) -> str:
+    if section not in TARGETS:
+        return ""
+    field, op, target = TARGETS[section]
+    value = data.get(field)
+    if not isinstance(value, int | float):
+        return f"{field}: missing"
+    ok = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
+    return f"{field} = {value} (target {op} {target}: {'met' if ok else 'NOT met'})"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = ["# Benchmark results", ""]
+    m = summary["machine"]
+    lines.append(f"{m['date']} · {m['cpus']} CPUs · Python {m['python']} · {m['platform']}")
+    lines.append("")
+    for section, data in summary["sections"].items():
+        lines.append(f"## {section}")
+        lines.append("")
+        verdict = _verdict(section, data)
+        if verdict:
+            lines.append(f"**{verdict}**")
+            lines.append("")
+        lines.append("```json")
+        lines.append(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        lines.append("```")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    configure_logging("warning")
+    chosen = argv or list(SECTIONS)
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        print(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}", file=sys.stderr)
+        return 2
+    summary: dict[str, Any] = {"machine": machine(), "sections": {}}
+    for section in chosen:
+        started = time.monotonic()
+        print(f"== {section}", flush=True)
+        data = importlib.import_module(SECTIONS[section]).run()
+        data["bench_wall_s"] = round(time.monotonic() - started, 1)
+        summary["sections"][section] = data
+        print(orjson.dumps(data).decode(), flush=True)
+        if verdict := _verdict(section, data):
+            print(f"   {verdict}", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    (RESULTS / "latest.md").write_text(markdown(summary), encoding="utf-8")
+    print(f"wrote {RESULTS / 'latest.json'} and latest.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
