@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The demo owns results/demo: each `make run` starts it afresh.
 run: $(STAMP)
+	rm -rf results/demo
 	$(PY) -m ultra_async run --simulate --models all --prompt-types optimal,baseline,flawed_sequence_disorder \
-		--difficulties easy --rates 0.8 --task-types all --instances 2 --seed 1 --out results/demo --fresh
+		--difficulties easy --rates 0.8 --task-types all --instances 2 --seed 1 --out results/demo
 
 test: $(STAMP)
 	$(PY) -m pytest
