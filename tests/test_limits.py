@@ -117,3 +117,24 @@ async def test_limiter_burst_is_what_is_configured() -> None:
         assert limiter.has_capacity()
         await limiter.acquire()
     assert not limiter.has_capacity()
+
+
+async def test_try_take_token_takes_both_buckets_or_neither() -> None:
+    from ultra_async.limits import KeyLimits, ShardLimits
+
+    key = KeyLimits(qps=1.0, burst=1, max_in_flight=None)
+    shard = ShardLimits(Range(2, 1, 2), Range(1, 1, 1), burst=2, key=key)
+    assert shard.try_take_token()  # shard 1/2, key 1/1
+    assert not shard.try_take_token()  # the key is empty: the shard's token stays
+    assert shard.bucket.has_capacity()
+    shard.pause(5.0)
+    assert not shard.try_take_token()
+
+
+async def test_try_acquire_respects_queued_waiters() -> None:
+    limiter = AdjustableLimiter(qps=1000.0, burst=1)
+    assert limiter.try_acquire()
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    assert not limiter.try_acquire()  # no overtaking a task already in line
+    await asyncio.wait_for(waiter, 1)

@@ -76,7 +76,8 @@ async def test_every_prompt_type_through_the_simulator(fast_config: Config, tmp_
     assert sum(flawed) / len(flawed) < strong["optimal"]
     # baseline has no tool list: the model has to search
     searched = [
-        r for r in read_journal(report.journal)
+        r
+        for r in read_journal(report.journal)
         if r.prompt_type == "baseline" and r.model == "o3-0416-global"
     ]
     assert searched and all(r.tool_calls >= 0 for r in searched)
@@ -89,8 +90,12 @@ async def test_same_seed_same_database(fast_config: Config, tmp_path: Path) -> N
     databases = []
     for name in ("A", "B"):
         options = RunOptions(
-            models="all", prompt_types="optimal,baseline,flawed_tool_misuse", instances=2,
-            simulate=True, seed=7, out=tmp_path / name,
+            models="all",
+            prompt_types="optimal,baseline,flawed_tool_misuse",
+            instances=2,
+            simulate=True,
+            seed=7,
+            out=tmp_path / name,
         )
         report = await run_evaluation(options, config=fast_config)
         assert report.summary.completed == 3 * 3 * 5 * 2
@@ -98,8 +103,14 @@ async def test_same_seed_same_database(fast_config: Config, tmp_path: Path) -> N
     assert databases[0] == databases[1]
     # and a different seed really changes something
     other = await run_evaluation(
-        RunOptions(models="all", prompt_types="optimal,baseline,flawed_tool_misuse", instances=2,
-                   simulate=True, seed=8, out=tmp_path / "C"),
+        RunOptions(
+            models="all",
+            prompt_types="optimal,baseline,flawed_tool_misuse",
+            instances=2,
+            simulate=True,
+            seed=8,
+            out=tmp_path / "C",
+        ),
         config=fast_config,
     )
     assert comparable(orjson.loads(other.database.read_bytes())) != databases[0]
@@ -121,9 +132,23 @@ async def test_rerun_tops_cells_up(fast_config: Config, tmp_path: Path) -> None:
 
 def test_run_without_keys_names_variables_and_sends_nothing(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "ultra_async", "run", "--providers", str(ROOT / "providers.yaml"),
-         "--models", "gpt-4o-mini,qwen2.5-7b-instruct", "--out", str(tmp_path), "--quiet"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ultra_async",
+            "run",
+            "--providers",
+            str(ROOT / "providers.yaml"),
+            "--models",
+            "gpt-4o-mini,qwen2.5-7b-instruct",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert proc.returncode == 2, proc.stderr

@@ -157,7 +157,8 @@ class _BoundChat:
         timeout = engine._timeouts[shard.model]
 
         async def attempt() -> ChatResponse:
-            await limits.take_token()
+            if not limits.try_take_token():
+                await limits.take_token()
             in_flight = limits.key_in_flight
             if in_flight is not None:
                 await in_flight.acquire()
@@ -223,6 +224,7 @@ class Engine:
         self._states: list[ShardState] = []
         self._stop = asyncio.Event()
         self._running = False
+        self._watchdog = _Watchdog()
 
     async def __aenter__(self) -> Engine:
         total_workers = sum(
@@ -351,6 +353,8 @@ class Engine:
             for i in range(max(1, int(state.shard.workers.max)))
         ]
         log.info("run_started", tests=plan.total, shards=len(self._states), workers=len(tasks))
+        shortest = min((r.policy.test_deadline_s for r in self._retriers.values()), default=10.0)
+        watchdog = asyncio.create_task(self._watchdog.run(min(1.0, shortest / 10)))
         try:
             await self._wait(tasks, pools)
         except BaseException:
@@ -358,6 +362,9 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        finally:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
         summary.interrupted = self._stop.is_set()
         summary.wall_s = time.monotonic() - started
         for state in self._states:
@@ -445,10 +452,16 @@ class Engine:
         deadline_s = self._retriers[shard.model].policy.test_deadline_s
         started = time.monotonic()
         chat = _BoundChat(self, state, started + deadline_s)
-        extra: dict[str, Any]
+        task = asyncio.current_task()
+        assert task is not None
+        self._watchdog.watch(task, started + deadline_s)
         try:
-            async with asyncio.timeout(deadline_s):
-                outcome = await evaluate(item, chat)
+            outcome = await evaluate(item, chat)
+        except asyncio.CancelledError:
+            if not self._watchdog.expired(task):
+                raise  # a real cancellation (shutdown), not our deadline
+            task.uncancel()
+            reason = f"test exceeded its deadline of {deadline_s:g}s"
         except InfraError as error:
             if error.fatal:
                 if state.dead is None:
@@ -459,18 +472,54 @@ class Engine:
                 state.queue.appendleft(item)  # a sibling picks it up
                 return None
             reason = error.reason
-        except TimeoutError:
-            reason = f"test exceeded its deadline of {deadline_s:g}s"
         except Exception as error:  # a bug in evaluate must not end the run
             log.exception("evaluate_failed", shard=shard.name, item=item.id)
             reason = f"evaluate raised {type(error).__name__}: {error}"
         else:
             state.done += 1
-            extra = _timing(chat, started)
-            return TestResult.from_outcome(item, shard.name, outcome, **extra)
+            return TestResult.from_outcome(item, shard.name, outcome, **_timing(chat, started))
+        finally:
+            self._watchdog.forget(task)
         state.infra_errors += 1
         log.info("test_infra_error", shard=shard.name, item=item.id, reason=reason)
         return TestResult.infra_error(item, shard.name, reason, **_timing(chat, started))
+
+
+class _Watchdog:
+    """Cancels tests past their deadline: one periodic check for all tests, not a timer each.
+
+    A test is watched only while it awaits `evaluate`, so the cancellation always lands there.
+    """
+
+    def __init__(self) -> None:
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+
+    def watch(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self._deadlines[task] = deadline
+
+    def forget(self, task: asyncio.Task[Any]) -> None:
+        self._deadlines.pop(task, None)
+        if task in self._expired:
+            self._expired.discard(task)
+            if task.cancelling():  # cancelled but evaluate finished first: undo our cancel
+                task.uncancel()
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    async def run(self, tick_s: float) -> None:
+        while True:
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
+            late = [t for t, deadline in self._deadlines.items() if deadline <= now]
+            for task in late:
+                del self._deadlines[task]
+                self._expired.add(task)
+                task.cancel()
 
 
 def _timing(chat: _BoundChat, started: float) -> dict[str, Any]:

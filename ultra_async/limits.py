@@ -33,6 +33,13 @@ class AdjustableLimiter(AsyncLimiter):
         self.qps = qps
         self.burst = burst
 
+    def try_acquire(self) -> bool:
+        """Take a token now if one is free and nobody is queued; never waits."""
+        if self._waiters or not self.has_capacity():
+            return False
+        self._level += 1
+        return True
+
     def set_rate(self, qps: float) -> None:
         """Change the refill rate; tokens already drained stay drained, waiters keep their place."""
         if qps <= 0:
@@ -204,6 +211,24 @@ class ShardLimits:
     def pause(self, seconds: float) -> None:
         """Hold every new request of this shard for `seconds` (a server's Retry-After)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def try_take_token(self) -> bool:
+        """Take the tokens a request needs without waiting, if they are all free now.
+
+        The common case when a shard is below its rate: no coroutine, no timer.
+        """
+        if self._paused_until > self._clock():
+            return False
+        key = self.key
+        if key is not None and key.limiter is not None:
+            # both or neither: check the key first, it is the one shared with other shards
+            if not key.limiter.has_capacity() or key.limiter._waiters:
+                return False
+            if not self.bucket.try_acquire():
+                return False
+            key.limiter.try_acquire()
+            return True
+        return self.bucket.try_acquire()
 
     async def take_token(self) -> None:
         """Wait for a pause to end and for a token from the shard's and the key's buckets."""

@@ -1,0 +1,411 @@
+"""The single consumer of results: journal first, then statistics, then batched database writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import orjson
+import structlog
+
+from .errors import DatabaseError, StorageError
+from .export import DatabaseDocument
+from .naming import ModelNames
+from .stats import INFRA, SCHEMA_VERSION, TOTAL, Snapshot, StatsTree, invalid_reason
+from .storage import (
+    DATABASE_FILE,
+    JOURNAL_FILE,
+    Journal,
+    JournalScan,
+    atomic_write,
+    iter_journal,
+    raise_if_damaged,
+    read_database,
+    remove_stale_temp_files,
+    set_aside,
+    timestamp,
+)
+from .types import TestResult
+
+FsyncPolicy = Literal["batch", "always", "never"]
+log = structlog.get_logger("ultra_async.aggregator")
+
+_T = TypeVar("_T")
+_STOP: Any = object()
+#: results handled per turn of the consumer before it yields to the event loop
+_CHUNK = 64
+
+
+class Aggregator:
+    """Owns the statistics: journals every result, counts it once, writes the database in batches.
+
+    Use as `async with Aggregator(out_dir) as agg: await agg.submit(result)`. On entry the
+    existing journal is loaded (resume); on exit everything submitted is journaled and the
+    database written, also when the body is cancelled.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        names: ModelNames | None = None,
+        buffer_size: int = 3,
+        flush_interval_s: float = 2.0,
+        fsync: FsyncPolicy = "batch",
+        queue_size: int = 1024,
+    ) -> None:
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1 (got {buffer_size})")
+        if fsync not in ("batch", "always", "never"):
+            raise ValueError(f"fsync must be batch, always or never (got {fsync!r})")
+        self.out_dir = Path(out_dir)
+        self.buffer_size = buffer_size
+        self.flush_interval_s = flush_interval_s
+        self.fsync: FsyncPolicy = fsync
+        self._queue_size = queue_size
+        self._names = names
+        self._tree = StatsTree(names)
+        self._counts = dict.fromkeys(
+            (
+                "received",
+                "journaled",
+                "duplicates",
+                "invalid",
+                "infra_errors",
+                "db_writes",
+                "db_write_errors",
+            ),
+            0,
+        )
+        self._bytes_written = 0
+        self._pending = 0  # results counted in memory but not yet in a database write
+        self._written_once = False
+        self._journal: Journal | None = None
+        self._document: DatabaseDocument | None = None
+        self._queue: asyncio.Queue[TestResult] | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._write_again = False
+        self._resync = False
+        self._closing = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._failure: BaseException | None = None
+        self._write_error: StorageError | None = None
+
+    @property
+    def done_ids(self) -> set[str]:
+        """Ids of items with a completed record (journal at start and this run)."""
+        return self._tree.done_ids()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Counters: received, journaled, duplicates, infra_errors, db_writes, bytes_written, ..."""
+        return {**self._counts, "bytes_written": self._bytes_written}
+
+    async def __aenter__(self) -> Aggregator:
+        # Own threads: one appends to the journal, one writes the database, so neither waits
+        # behind the other or behind other users of the loop's default executor.
+        executor = ThreadPoolExecutor(2, thread_name_prefix="ultra_async_aggregator")
+        self._executor = executor
+        loading = executor.submit(self._load)
+        try:
+            await asyncio.wrap_future(loading)
+        except BaseException:
+            # Also when cancelled: the thread finishes loading, then releases the journal lock.
+            loading.add_done_callback(lambda _: self._release_journal())
+            executor.shutdown(wait=False)
+            raise
+        self._queue = asyncio.Queue(self._queue_size)
+        self._consumer = asyncio.create_task(self._consume(), name="ultra_async_aggregator")
+        return self
+
+    def _release_journal(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _load(self) -> None:
+        # Runs in a thread: reading a large journal must not stall the caller's event loop.
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        db_path, journal_path = self.out_dir / DATABASE_FILE, self.out_dir / JOURNAL_FILE
+        created_journal = not journal_path.exists()
+        # The lock first: nothing in the directory is touched while another run owns it.
+        journal = Journal.open(journal_path)
+        try:
+            existing = _existing_database(db_path)
+            if existing is not None and existing.get("version") != SCHEMA_VERSION:
+                if created_journal:
+                    journal_path.unlink()
+                raise DatabaseError(
+                    f"{db_path} has schema {existing.get('version')!r}, not {SCHEMA_VERSION}; run "
+                    f"`python -m ultra_async db migrate --out {self.out_dir}` to import it, "
+                    "or start over with --fresh (the old files are kept in a backup folder)"
+                )
+            created_at = str((existing or {}).get("created_at") or timestamp())
+            remove_stale_temp_files(db_path)
+            scan = JournalScan()
+            for entry in iter_journal(journal_path, scan):
+                if isinstance(entry, TestResult):
+                    self._tree.add_result(entry)
+                else:
+                    self._tree.add_imported(entry)
+            raise_if_damaged(journal_path, scan)
+            if scan.records == 0 and existing is not None and _has_counts(existing):
+                raise DatabaseError(
+                    f"{db_path} holds results but {journal_path} is missing or empty, so they "
+                    f"cannot be carried forward; run `python -m ultra_async db migrate --out "
+                    f"{self.out_dir}` to import them, or start over with --fresh"
+                )
+        except BaseException:
+            journal.close()
+            raise
+        self._journal = journal
+        self._document = DatabaseDocument(created_at)
+        self._document.update(self._tree.full_snapshot())
+        root = self._tree.nodes[()]
+        log.info(
+            "aggregator_started",
+            out_dir=str(self.out_dir),
+            completed=root[TOTAL],
+            infra_errors=root[INFRA],
+            journal_records=scan.records,
+        )
+
+    async def submit(self, result: TestResult) -> None:
+        """Hand one result to the aggregator; waits while the queue is full (backpressure)."""
+        queue, consumer = self._queue, self._consumer
+        if queue is None or consumer is None:
+            raise RuntimeError("use the Aggregator inside `async with` before submitting")
+        self._raise_failure()
+        if self._closing and result is not _STOP:
+            raise RuntimeError(
+                "the aggregator is closing; submit results before leaving `async with`"
+            )
+        try:
+            queue.put_nowait(result)
+            return
+        except asyncio.QueueFull:
+            pass
+        put = asyncio.ensure_future(queue.put(result))
+        try:
+            # Waiting on the consumer too: if it has failed, nothing will make room.
+            await asyncio.wait({put, consumer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not put.done():
+                put.cancel()
+        if put.done() and not put.cancelled():
+            return
+        self._raise_failure()
+        raise StorageError("the aggregator stopped before accepting the result")
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            if isinstance(self._failure, StorageError):
+                raise self._failure
+            raise StorageError(f"the aggregator failed: {self._failure!r}") from self._failure
+
+    async def _consume(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        try:
+            while True:
+                chunk = [await queue.get()]
+                while len(chunk) < _CHUNK and not queue.empty():
+                    chunk.append(queue.get_nowait())
+                stop = any(r is _STOP for r in chunk)
+                await self._absorb([r for r in chunk if r is not _STOP])
+                if stop:
+                    return
+                await asyncio.sleep(0)  # let producers and timers run between chunks
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._failure = exc
+            log.error("aggregator_failed", error=str(exc))
+
+    async def _absorb(self, chunk: list[TestResult]) -> None:
+        tree, accepted, lines = self._tree, [], []
+        completed_here: set[str] = set()
+        for result in chunk:
+            self._counts["received"] += 1
+            problem = invalid_reason(result)
+            if problem is not None:
+                # Never journal what cannot be counted: it would break every later rebuild.
+                self._counts["invalid"] += 1
+                log.error("result_invalid", item=str(result.item_id), reason=problem)
+                continue
+            if tree.is_done(result.item_id) or result.item_id in completed_here:
+                self._counts["duplicates"] += 1
+                log.warning("result_duplicate", item=result.item_id, shard=result.shard)
+                continue
+            if not result.is_infra_error:
+                completed_here.add(result.item_id)
+            normal = tree.normalize(result)
+            accepted.append(normal)
+            lines.append(_journal_line(normal, result.model))
+        if not accepted:
+            return
+        # The journal first: the database never counts a result the journal does not hold.
+        # The append runs in a thread because a busy disk can block even a small write.
+        await self._in_thread(self._append, b"".join(lines))
+        self._counts["journaled"] += len(accepted)
+        for result in accepted:
+            if tree.add_result(result) == "infra_error":
+                self._counts["infra_errors"] += 1
+        self._pending += len(accepted)
+        if self._pending >= self.buffer_size:
+            self._request_write()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.flush_interval_s, self._request_write)
+
+    def _append(self, data: bytes) -> None:
+        assert self._journal is not None
+        self._journal.append(data)
+        if self.fsync == "always":
+            self._journal.sync()
+
+    def _request_write(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="ultra_async_db_write")
+        else:
+            # Group commit: what arrives during a write goes into the next one.
+            self._write_again = True
+
+    async def _write_loop(self) -> None:
+        while True:
+            self._write_again = False
+            full = self._resync
+            snap = self._tree.full_snapshot() if full else self._tree.snapshot()
+            self._resync = False
+            pending, self._pending = self._pending, 0
+            try:
+                written = await self._in_thread(self._write_database, snap, full)
+            except Exception as exc:
+                self._pending += pending  # retried with the next write
+                self._counts["db_write_errors"] += 1
+                if not isinstance(exc, StorageError):
+                    # Not a disk problem: start the next write's document from scratch.
+                    self._resync = True
+                    exc = StorageError(f"could not write the database: {exc!r}")
+                self._write_error = exc
+                log.error("database_write_failed", error=str(exc))
+            else:
+                self._counts["db_writes"] += 1
+                self._bytes_written += written
+                self._written_once = True
+                self._write_error = None
+            if not self._write_again:
+                return
+
+    def _write_database(self, snap: Snapshot, full: bool) -> int:
+        # Runs in a thread; only one runs at a time, so it owns the document.
+        assert self._journal is not None and self._document is not None
+        if full:
+            self._document = DatabaseDocument(self._document.created_at)
+        self._document.update(snap)
+        # The journal is fsynced before the rename, so the database on disk never counts a
+        # result the journal on disk does not hold.
+        if self.fsync != "never":
+            self._journal.sync()
+        chunks = self._document.chunks(timestamp())
+        return atomic_write(self.out_dir / DATABASE_FILE, chunks, durable=self.fsync != "never")
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        closing = asyncio.ensure_future(self._close())
+        cancelled = False
+        while not closing.done():
+            try:
+                # Shielded: a cancellation of the caller must not cut the final flush short.
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled or closing.cancelled():
+            raise asyncio.CancelledError
+        error = closing.exception()
+        if error is not None:
+            if exc is None:
+                raise error
+            log.error("aggregator_close_failed", error=str(error))
+
+    async def _close(self) -> None:
+        try:
+            consumer = self._consumer
+            if consumer is not None and not consumer.done():
+                self._closing = True
+                with contextlib.suppress(StorageError):
+                    await self.submit(_STOP)
+                await asyncio.wait({consumer})
+                assert self._queue is not None
+                if self._failure is None and not self._queue.empty():
+                    # Producers that were blocked on a full queue got in after the marker.
+                    leftover = []
+                    while not self._queue.empty():
+                        leftover.append(self._queue.get_nowait())
+                    await self._absorb([r for r in leftover if r is not _STOP])
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._writer is not None:
+                await self._writer
+            if self._pending or not self._written_once:
+                self._request_write()
+                assert self._writer is not None
+                await self._writer
+        finally:
+            self._release_journal()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+        lost = self._queue.qsize() if self._queue is not None else 0
+        log.info("aggregator_closed", **self.counts, unrecorded=lost)
+        self._raise_failure()
+        if self._write_error is not None:
+            raise self._write_error
+
+
+_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def _journal_line(result: TestResult, reported_model: str) -> bytes:
+    # default=str: an odd value in `details` must not cost the result.
+    if result.model == reported_model:
+        return orjson.dumps(result, default=str, option=_DUMP_OPTIONS)
+    record = result.to_record()
+    record["reported_model"] = reported_model
+    return orjson.dumps(record, default=str, option=_DUMP_OPTIONS)
+
+
+def _existing_database(path: Path) -> dict[str, Any] | None:
+    # An unreadable database is rebuilt from the journal; the damaged file is kept aside.
+    if not path.exists():
+        return None
+    try:
+        return read_database(path)
+    except DatabaseError:
+        aside = set_aside(path, "corrupt")
+        log.warning("database_unreadable_set_aside", path=str(path), moved_to=str(aside))
+        return None
+
+
+def _has_counts(db: dict[str, Any]) -> bool:
+    with contextlib.suppress(AttributeError, TypeError):
+        stats = db.get("overall_stats") or {}
+        return bool(stats.get("total") or stats.get("infra_errors"))
+    return False

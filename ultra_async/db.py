@@ -1,0 +1,425 @@
+"""Database maintenance: check, rebuild and repair from the journal; invariants; comparisons.
+
+Exit codes of `check` (also used by `python -m ultra_async db check`), lowest problem wins:
+0 consistent; 3 database missing or not valid JSON; 4 wrong schema version or missing fields;
+5 statistics invariants broken; 6 database disagrees with the journal; 7 journal damaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .dimensions import rate_key
+from .errors import DatabaseError
+from .export import DatabaseDocument
+from .naming import ModelNames
+from .stats import (
+    COUNTER_FIELDS,
+    ERROR_FIELDS,
+    EXACT_FIELDS,
+    IMPORTED_LEAF,
+    LEAF_DEPTH,
+    LEVEL_KEYS,
+    MEANS,
+    NODE_FIELDS,
+    SCHEMA_VERSION,
+    TOTAL,
+    StatsTree,
+    node_fields,
+    v3_leaf_vector,
+    vector_from_fields,
+)
+from .storage import (
+    DATABASE_FILE,
+    JOURNAL_FILE,
+    Journal,
+    JournalScan,
+    atomic_write,
+    ensure_unlocked,
+    iter_journal_lines,
+    raise_if_damaged,
+    read_database,
+    set_aside,
+    timestamp,
+)
+from .types import TestResult
+
+EXIT_OK = 0
+EXIT_UNREADABLE = 3
+EXIT_SCHEMA = 4
+EXIT_INVARIANTS = 5
+EXIT_MISMATCH = 6
+EXIT_JOURNAL = 7
+
+_SUM_FIELDS = tuple(s for _, s, _ in MEANS)
+#: fields that legitimately differ between two runs with the same results
+_VOLATILE = frozenset({"created_at", "last_updated", "imported_at"})
+_TIMING = frozenset({"avg_execution_time", "sum_execution_time"})
+
+
+def comparable(db: Mapping[str, Any]) -> dict[str, Any]:
+    """The database without timestamps and execution-time fields, for comparing two runs."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            skip = _VOLATILE | _TIMING
+            return {k: strip(v) for k, v in value.items() if k not in skip}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    result: dict[str, Any] = strip(db)
+    return result
+
+
+def _nodes(db: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], Mapping[str, Any], list[Any]]]:
+    """(path, stats, children's stats) for every node that has children; leaves are flat."""
+
+    def walk(node: Mapping[str, Any], path: tuple[str, ...]) -> Iterator[Any]:
+        children = node.get(LEVEL_KEYS[len(path)])
+        if not isinstance(children, Mapping):
+            raise DatabaseError(f"{_name(path)} has no {LEVEL_KEYS[len(path)]} object")
+        kids: list[Any] = []
+        for name in sorted(children):
+            child = children[name]
+            if not isinstance(child, Mapping):
+                raise DatabaseError(f"{_name((*path, name))} is not an object")
+            kids.append(child if len(path) + 1 == LEAF_DEPTH else child.get("overall_stats"))
+        yield path, node.get("overall_stats"), kids
+        if len(path) + 1 < LEAF_DEPTH:
+            for name in sorted(children):
+                yield from walk(children[name], (*path, name))
+
+    yield from walk(db, ())
+
+
+def _name(path: tuple[str, ...]) -> str:
+    return "/".join(path) if path else "root"
+
+
+def check_invariants(db: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """Schema (code 4) and invariant (code 5) problems of a database document; [] when sound."""
+    problems: list[tuple[int, str]] = []
+    if db.get("version") != SCHEMA_VERSION:
+        hint = (
+            "run `db migrate`" if str(db.get("version", "")).startswith("3") else "run `db rebuild`"
+        )
+        problems.append((EXIT_SCHEMA, f"schema version {db.get('version')!r}, not 4.0; {hint}"))
+        return problems
+    try:
+        nodes = list(_nodes(db))
+    except DatabaseError as exc:
+        return [(EXIT_SCHEMA, str(exc))]
+    for path, stats, kids in nodes:
+        malformed = False
+        for where, node in [(path, stats)] + [((*path, "*"), k) for k in kids]:
+            if not isinstance(node, Mapping):
+                problems.append((EXIT_SCHEMA, f"{_name(where)}: statistics missing"))
+                malformed = True
+                continue
+            missing = [f for f in NODE_FIELDS if not isinstance(node.get(f), int | float)]
+            if missing:
+                problems.append((EXIT_SCHEMA, f"{_name(where)}: fields missing: {missing[:4]}"))
+                malformed = True
+        if malformed:
+            continue
+        assert isinstance(stats, Mapping)
+        problems += [(EXIT_INVARIANTS, f"{_name(path)}: {m}") for m in _node_invariants(stats)]
+        for f in COUNTER_FIELDS:
+            if stats[f] != sum(k[f] for k in kids):
+                problems.append((EXIT_INVARIANTS, f"{_name(path)}: {f} is not the sum of children"))
+        for f in _SUM_FIELDS:
+            if not math.isclose(
+                stats[f], math.fsum(k[f] for k in kids), rel_tol=1e-9, abs_tol=1e-6
+            ):
+                problems.append((EXIT_INVARIANTS, f"{_name(path)}: {f} is not the sum of children"))
+        if len(path) + 1 == LEAF_DEPTH:
+            for kid in kids:
+                problems += [
+                    (EXIT_INVARIANTS, f"{_name(path)}/leaf: {m}") for m in _node_invariants(kid)
+                ]
+    return problems
+
+
+def _node_invariants(s: Mapping[str, Any]) -> list[str]:
+    out = []
+    if s["success"] + s["failure"] != s["total"]:
+        out.append("success + failure != total")
+    if s["full_success"] + s["partial_success"] != s["success"]:
+        out.append("full_success + partial_success != success")
+    errors = sum(s[f] for f in ERROR_FIELDS)
+    if errors != s["total_errors"]:
+        out.append("total_errors is not the sum of the categories")
+    return out
+
+
+def load_tree(out_dir: Path, names: ModelNames | None = None) -> tuple[StatsTree, JournalScan]:
+    """The statistics the journal in `out_dir` implies, and what reading it found."""
+    tree, scan = StatsTree(names), JournalScan()
+    for _, entry in iter_journal_lines(Path(out_dir) / JOURNAL_FILE, scan):
+        if isinstance(entry, TestResult):
+            tree.add_result(entry)
+        else:
+            tree.add_imported(entry)
+    return tree, scan
+
+
+def render(tree: StatsTree, created_at: str) -> list[bytes]:
+    """The database document of a tree, as chunks of bytes."""
+    document = DatabaseDocument(created_at)
+    document.update(tree.full_snapshot())
+    return document.chunks(timestamp())
+
+
+@dataclass(slots=True)
+class Report:
+    """What a db operation found and did; `code` is the exit status."""
+
+    code: int = EXIT_OK
+    problems: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def problem(self, code: int, message: str) -> None:
+        """Record a problem; the lowest code wins."""
+        self.code = code if self.code == EXIT_OK else min(self.code, code)
+        self.problems.append(message)
+
+
+def check(out_dir: Path) -> Report:
+    """Validate the database: JSON, schema, invariants, and agreement with the journal."""
+    out_dir = Path(out_dir)
+    report = Report()
+    tree, scan = load_tree(out_dir)
+    _journal_problems(report, out_dir, scan)
+    db_path = out_dir / DATABASE_FILE
+    try:
+        db = read_database(db_path)
+    except DatabaseError as exc:
+        report.problem(EXIT_UNREADABLE, str(exc))
+        return report
+    for code, message in check_invariants(db):
+        report.problem(code, message)
+    if report.code in (EXIT_SCHEMA, EXIT_INVARIANTS):
+        return report
+    expected = orjson.loads(b"".join(render(tree, "")))
+    differences = _differences(db, expected)
+    for where in differences[:5]:
+        report.problem(EXIT_MISMATCH, f"{where} disagrees with the journal; run `db rebuild`")
+    if len(differences) > 5:
+        report.problems.append(f"... and {len(differences) - 5} more differences")
+    report.info.update(journal_records=scan.records, total=expected["overall_stats"]["total"])
+    return report
+
+
+def _journal_problems(report: Report, out_dir: Path, scan: JournalScan) -> None:
+    journal = out_dir / JOURNAL_FILE
+    if not journal.exists():
+        report.info["journal"] = "missing"
+    if scan.torn_tail_bytes:
+        report.problem(
+            EXIT_JOURNAL,
+            f"{journal} ends with a torn line ({scan.torn_tail_bytes} bytes, from a crash); "
+            "it was never counted; `db repair` removes it",
+        )
+    for lineno, reason in scan.bad_lines[:5]:
+        report.problem(EXIT_JOURNAL, f"{journal} line {lineno} is {reason}; run `db repair`")
+
+
+def _differences(db: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    left, right = comparable(db), comparable(expected)
+    if left == right:
+        return []
+    found: list[str] = []
+    for key in ("summary", "overall_stats", "imports"):
+        if left.get(key) != right.get(key):
+            found.append(key)
+    ours = {p: s for p, s, _ in _nodes(left)}
+    theirs = {p: s for p, s, _ in _nodes(right)}
+    for path in sorted(ours.keys() | theirs.keys()):
+        if path and ours.get(path) != theirs.get(path):
+            found.append(_name(path))
+    return found or ["the document"]
+
+
+def rebuild(out_dir: Path, *, names: ModelNames | None = None) -> Report:
+    """Write the database from the journal (the database is a pure function of it)."""
+    out_dir = Path(out_dir)
+    journal, db_path = out_dir / JOURNAL_FILE, out_dir / DATABASE_FILE
+    if not journal.exists():
+        raise DatabaseError(f"{journal} does not exist, so there is nothing to rebuild from")
+    ensure_unlocked(journal)
+    report = Report()
+    created_at = _created_at(db_path, report)
+    tree, scan = load_tree(out_dir, names)
+    raise_if_damaged(journal, scan)
+    if scan.torn_tail_bytes:
+        report.actions.append(f"ignored a torn last journal line ({scan.torn_tail_bytes} bytes)")
+    written = atomic_write(db_path, render(tree, created_at))
+    root = tree.nodes[()]
+    report.actions.append(f"wrote {db_path} ({written} bytes) from {scan.records} journal records")
+    report.info.update(journal_records=scan.records, total=root[TOTAL], leaves=_leaves(tree))
+    return report
+
+
+def _leaves(tree: StatsTree) -> int:
+    return sum(1 for p in tree.nodes if len(p) == LEAF_DEPTH)
+
+
+def _created_at(db_path: Path, report: Report) -> str:
+    # Keep the creation time of a readable database; set a damaged one aside, never delete it.
+    if not db_path.exists():
+        return timestamp()
+    try:
+        db = read_database(db_path)
+    except DatabaseError:
+        aside = set_aside(db_path, "corrupt")
+        report.actions.append(f"moved the unreadable database to {aside}")
+        return timestamp()
+    if db.get("version") != SCHEMA_VERSION:
+        raise DatabaseError(
+            f"{db_path} has schema {db.get('version')!r}; run `python -m ultra_async db migrate "
+            f"--out {db_path.parent}` first so its statistics are not lost"
+        )
+    return str(db.get("created_at") or timestamp())
+
+
+def repair(out_dir: Path) -> Report:
+    """Fix what `check` finds: drop damaged journal lines (after a backup), rebuild the database."""
+    out_dir = Path(out_dir)
+    journal, db_path = out_dir / JOURNAL_FILE, out_dir / DATABASE_FILE
+    ensure_unlocked(journal)
+    report = Report()
+    scan = JournalScan()
+    good = [line for line, _ in iter_journal_lines(journal, scan)]
+    if scan.torn_tail_bytes or scan.bad_lines:
+        backup = journal.with_name(f"{journal.name}.damaged-{timestamp().replace(':', '')}")
+        shutil.copyfile(journal, backup)
+        atomic_write(journal, good)
+        if scan.torn_tail_bytes:
+            report.actions.append(
+                f"removed a torn last journal line ({scan.torn_tail_bytes} bytes)"
+            )
+        if scan.bad_lines:
+            lines = ", ".join(str(n) for n, _ in scan.bad_lines[:10])
+            report.actions.append(
+                f"removed {len(scan.bad_lines)} unreadable journal line(s): {lines}"
+            )
+        report.actions.append(f"kept the original journal as {backup}")
+    if not journal.exists():
+        raise DatabaseError(f"{journal} does not exist, so the database cannot be rebuilt")
+    found = check(out_dir)
+    if found.code == EXIT_OK:
+        report.actions.append("the database already agrees with the journal")
+        return report
+    report.problems += found.problems
+    if found.code in (EXIT_SCHEMA, EXIT_INVARIANTS) and db_path.exists():
+        version = read_database(db_path).get("version")
+        if version == SCHEMA_VERSION:
+            report.actions.append(f"moved the damaged database to {set_aside(db_path, 'corrupt')}")
+    rebuilt = rebuild(out_dir)
+    report.actions += rebuilt.actions
+    report.info.update(rebuilt.info)
+    return report
+
+
+def migrate(
+    out_dir: Path, source: Path | None = None, *, names: ModelNames | None = None
+) -> Report:
+    """Import an older database (schema 3.0, or a 4.0 one whose journal is lost) into `out_dir`.
+
+    Its leaves become `imported_leaf` journal lines, so the database stays a pure function of
+    the journal and later runs add to the imported counts. A source inside `out_dir` is kept
+    beside it under a new name; nothing is deleted.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    journal, db_path = out_dir / JOURNAL_FILE, out_dir / DATABASE_FILE
+    source = Path(source) if source is not None else db_path
+    old = read_database(source)
+    version = str(old.get("version", "3.0"))
+    if not version.startswith(("3", "4")):
+        raise DatabaseError(f"{source} has schema {version!r}; only 3.x and 4.0 can be migrated")
+    ensure_unlocked(journal)
+    tree, scan = load_tree(out_dir, names)
+    raise_if_damaged(journal, scan)
+    if tree.snapshot().imports:
+        raise DatabaseError(
+            f"{journal} already holds imported statistics; migrate into an empty --out directory"
+        )
+    if version == SCHEMA_VERSION and source.resolve() == db_path.resolve() and scan.records:
+        raise DatabaseError(f"{db_path} is already 4.0 and backed by its journal; nothing to do")
+    report, now = Report(), timestamp()
+    lines: list[bytes] = []
+    missing: dict[str, int] = {}
+    for path, leaf in _old_leaves(old, report):
+        lacking: list[str] = []
+        notes: list[str] = []
+        if version == SCHEMA_VERSION:
+            vector = vector_from_fields(leaf)
+        else:
+            vector, lacking, notes = v3_leaf_vector(leaf)
+        for name in lacking:
+            missing[name] = missing.get(name, 0) + 1
+        report.problems += [f"{'/'.join(path)}: {note}" for note in notes]
+        stats = {k: v for k, v in node_fields(vector).items() if k in EXACT_FIELDS}
+        record = {
+            "record": IMPORTED_LEAF,
+            "source": str(source.resolve()),
+            "from_version": version,
+            "imported_at": now,
+            "path": list(path),
+            "stats": stats,
+        }
+        lines.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+    if source.resolve() == db_path.resolve():
+        report.actions.append(f"kept the old database as {set_aside(db_path, f'v{version}')}")
+    j = Journal.open(journal)
+    try:
+        j.append(b"".join(lines))
+        j.sync()
+    finally:
+        j.close()
+    tree, _ = load_tree(out_dir, names)
+    atomic_write(db_path, render(tree, str(old.get("created_at") or now)))
+    report.actions.append(f"imported {len(lines)} leaves into {journal} and wrote {db_path}")
+    by_count: dict[int, list[str]] = {}
+    for name, count in missing.items():
+        by_count.setdefault(count, []).append(name)
+    report.info["not_recovered"] = [
+        f"{', '.join(fields)} (absent in {count} of {len(lines)} leaves; counted as 0)"
+        for count, fields in sorted(by_count.items(), reverse=True)
+    ]
+    report.info.update(leaves=len(lines), total=tree.nodes[()][TOTAL])
+    return report
+
+
+def _old_leaves(old: Mapping[str, Any], report: Report) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, leaf) of every leaf in an older database, rate keys normalized."""
+
+    def walk(node: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+        if len(path) == LEAF_DEPTH:
+            yield path, node
+            return
+        children = node.get(LEVEL_KEYS[len(path)]) if isinstance(node, Mapping) else None
+        if not isinstance(children, Mapping):
+            if path:
+                report.problems.append(f"{_name(path)}: no {LEVEL_KEYS[len(path)]}; skipped")
+            return
+        for name in sorted(children):
+            key = str(name)
+            if len(path) == 2:
+                with contextlib.suppress(ValueError):
+                    key = rate_key(float(name))
+            if isinstance(children[name], Mapping):
+                yield from walk(children[name], (*path, key))
+
+    yield from walk(old, ())
