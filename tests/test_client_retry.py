@@ -249,3 +249,13 @@ def test_parse_retry_after() -> None:
     )
     assert parse_retry_after({"Retry-After": "soon"}) is None
     assert parse_retry_after({}) is None
+
+
+def test_client_timeout_from_config() -> None:
+    from ultra_async.client import client_timeout
+    from ultra_async.config import Timeouts
+
+    short_read = client_timeout(Timeouts(connect_s=3, read_s=20, total_s=60))
+    assert (short_read.sock_connect, short_read.sock_read, short_read.total) == (3, 20, 60)
+    # a read timeout that cannot fire before the total is not armed on every chunk
+    assert client_timeout(Timeouts(connect_s=3, read_s=60, total_s=60)).sock_read is None

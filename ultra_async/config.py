@@ -46,8 +46,10 @@ class Timeouts(_Strict):
     """Socket timeouts of one request, in seconds."""
 
     connect_s: float = Field(10.0, gt=0)
-    read_s: float = Field(120.0, gt=0)
-    total_s: float = Field(180.0, gt=0)
+    #: a non-streaming completion sends nothing until the model is done, so by default the
+    #: read timeout is the total: a reasoning model may think for minutes
+    read_s: float = Field(300.0, gt=0)
+    total_s: float = Field(300.0, gt=0)
 
 
 class RetryPolicy(_Strict):

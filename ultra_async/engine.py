@@ -77,6 +77,7 @@ class _ModelPool:
         self.states = states
         self.in_flight = 0
         self._changed = asyncio.Event()
+        self._waiting = 0
 
     def take(self, state: ShardState) -> WorkItem | None:
         """The next item for a worker of `state`: its own queue first, else a sibling's surplus.
@@ -102,11 +103,16 @@ class _ModelPool:
         return all(s.dead for s in self.states)
 
     def notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if self._waiting:
+            self._changed.set()
+            self._changed = asyncio.Event()
 
     async def wait(self) -> None:
-        await self._changed.wait()
+        self._waiting += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._waiting -= 1
 
 
 def _surplus(state: ShardState) -> int:
@@ -149,51 +155,63 @@ class _BoundChat:
         self.retries = 0
 
     async def __call__(self, messages: Sequence[Message], **params: Any) -> ChatResponse:
+        try:
+            return await self._attempt(messages, params)
+        except RequestError as error:
+            first_error = error
+        retrier = self._engine._retriers[self._state.shard.model]
+        return await retrier.call(
+            lambda: self._attempt(messages, params),
+            deadline=self._deadline,
+            on_retry=self._on_retry,
+            first_error=first_error,
+        )
+
+    async def _attempt(self, messages: Sequence[Message], params: dict[str, Any]) -> ChatResponse:
+        """One request: tokens first, then the HTTP call; 429s feed the shard's controller."""
         state = self._state
         limits = state.limits
+        if not limits.try_take_token():
+            await limits.take_token()
+        in_flight = limits.key_in_flight
+        if in_flight is not None:
+            await in_flight.acquire()
+        state.requests += 1
+        self.requests += 1
         shard = state.shard
         engine = self._engine
-        key = engine._keys[shard.route.key_name]
-        timeout = engine._timeouts[shard.model]
-
-        async def attempt() -> ChatResponse:
-            if not limits.try_take_token():
-                await limits.take_token()
-            in_flight = limits.key_in_flight
-            if in_flight is not None:
-                await in_flight.acquire()
-            state.requests += 1
-            self.requests += 1
-            sent_at = time.monotonic()
-            try:
-                response, _ = await engine._client.complete(
-                    shard.route, shard.api_model, key, messages, request_timeout=timeout, **params
-                )
-            except RequestError as error:
-                if error.kind == "rate_limit":
-                    state.rate_limited += 1
-                    limits.record_rate_limited(error.retry_after_s, sent_at)
-                raise
-            finally:
-                if in_flight is not None:
-                    in_flight.release()
-            limits.record_success()
-            return response
-
-        def on_retry(error: RequestError, attempt_no: int, delay_s: float) -> None:
-            state.retries += 1
-            self.retries += 1
-            log.debug(
-                "request_retrying",
-                shard=shard.name,
-                attempt=attempt_no,
-                kind=error.kind,
-                status=error.status,
-                delay_s=round(delay_s, 3),
+        sent_at = time.monotonic()
+        try:
+            response, _ = await engine._client.complete(
+                shard.route,
+                shard.api_model,
+                engine._keys[shard.route.key_name],
+                messages,
+                request_timeout=engine._timeouts[shard.model],
+                **params,
             )
+        except RequestError as error:
+            if error.kind == "rate_limit":
+                state.rate_limited += 1
+                limits.record_rate_limited(error.retry_after_s, sent_at)
+            raise
+        finally:
+            if in_flight is not None:
+                in_flight.release()
+        limits.record_success()
+        return response
 
-        retrier = engine._retriers[shard.model]
-        return await retrier.call(attempt, deadline=self._deadline, on_retry=on_retry)
+    def _on_retry(self, error: RequestError, attempt_no: int, delay_s: float) -> None:
+        self._state.retries += 1
+        self.retries += 1
+        log.debug(
+            "request_retrying",
+            shard=self._state.shard.name,
+            attempt=attempt_no,
+            kind=error.kind,
+            status=error.status,
+            delay_s=round(delay_s, 3),
+        )
 
 
 class Engine:
@@ -413,7 +431,9 @@ class Engine:
         while not self._stop.is_set() and state.dead is None:
             result: TestResult | None = None
             idle = False
-            async with slots:
+            if not slots.try_acquire():
+                await slots.acquire()
+            try:
                 if self._stop.is_set() or state.dead is not None:
                     return
                 item = pool.take(state)
@@ -430,11 +450,13 @@ class Engine:
                         pool.in_flight -= 1
                         state.in_flight -= 1
                         pool.notify()
+            finally:
+                slots.release()
             if idle:
                 await pool.wait()
             elif result is not None:
                 await deliver(result)
-            if pool.all_dead:
+            if state.dead is not None and pool.all_dead:
                 # no shard of this model can run anything: record what is left, rerun retries it
                 while (left := pool.take(state)) is not None:
                     await deliver(

@@ -79,9 +79,15 @@ class AdjustableSemaphore:
         self._limit = max(1, limit)
         self._wake()
 
-    async def acquire(self) -> None:
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody is queued; never waits."""
         if self._in_use < self._limit and not self._waiters:
             self._take()
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
             return
         fut = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)

@@ -48,35 +48,47 @@ class Retrier:
         *,
         deadline: float | None = None,
         on_retry: OnRetry | None = None,
+        first_error: RequestError | None = None,
     ) -> T:
         """Await `fn()`; retry on retryable RequestErrors; raise InfraError when giving up.
 
-        `deadline` is a value of `clock` after which no retry is started.
+        `deadline` is a value of `clock` after which no retry is started. `first_error` is the
+        failure of an attempt the caller already made (its happy path needs no retry loop).
         """
-        attempt = 0
+        failures = 0
+        error = first_error
         while True:
-            attempt += 1
+            if error is not None:
+                failures += 1
+                delay = self._delay_or_give_up(error, failures, deadline)
+                if on_retry is not None:
+                    on_retry(error, failures, delay)
+                await self.sleep(delay)
             try:
                 return await fn()
-            except RequestError as error:
-                if not error.retryable:
-                    raise InfraError(
-                        f"{error} (not retried)", fatal=error.route_fatal, status=error.status
-                    ) from None
-                if attempt >= self.policy.max_attempts:
-                    raise InfraError(
-                        f"{error.kind} error, gave up after {attempt} attempts: {error}",
-                        status=error.status,
-                    ) from None
-                delay = backoff_delay_s(attempt, self.policy, self.rand)
-                if error.retry_after_s is not None:
-                    # the server said when; waiting less only earns another 429
-                    delay = max(delay, error.retry_after_s)
-                if deadline is not None and self.clock() + delay > deadline:
-                    raise InfraError(
-                        f"test deadline reached while retrying ({attempt} attempts): {error}",
-                        status=error.status,
-                    ) from None
-                if on_retry is not None:
-                    on_retry(error, attempt, delay)
-                await self.sleep(delay)
+            except RequestError as failed:
+                error = failed
+
+    def _delay_or_give_up(
+        self, error: RequestError, failures: int, deadline: float | None
+    ) -> float:
+        """Seconds to wait before the next attempt, or InfraError when there is none."""
+        if not error.retryable:
+            raise InfraError(
+                f"{error} (not retried)", fatal=error.route_fatal, status=error.status
+            ) from None
+        if failures >= self.policy.max_attempts:
+            raise InfraError(
+                f"{error.kind} error, gave up after {failures} attempts: {error}",
+                status=error.status,
+            ) from None
+        delay = backoff_delay_s(failures, self.policy, self.rand)
+        if error.retry_after_s is not None:
+            # the server said when; waiting less only earns another 429
+            delay = max(delay, error.retry_after_s)
+        if deadline is not None and self.clock() + delay > deadline:
+            raise InfraError(
+                f"test deadline reached while retrying ({failures} attempts): {error}",
+                status=error.status,
+            ) from None
+        return delay
