@@ -23,6 +23,8 @@ class Loopback:
 
     latency_s: float = 0.0
     revoked: set[str] = field(default_factory=set)
+    #: keys answered with a 500 whose body quotes the key back, as careless providers do
+    failing: set[str] = field(default_factory=set)
     limit_qps: dict[str, tuple[float, float]] = field(default_factory=dict)  # key → (qps, burst)
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     statuses: dict[int, int] = field(default_factory=lambda: defaultdict(int))
@@ -53,8 +55,17 @@ class Loopback:
         if key in self.revoked:
             self.statuses[401] += 1
             return web.json_response(
-                {"error": {"message": "bad key", "code": "invalid_api_key"}}, status=401
+                {
+                    "error": {
+                        "message": f"Incorrect API key provided: {key}",
+                        "code": "invalid_api_key",
+                    }
+                },
+                status=401,
             )
+        if key in self.failing:
+            self.statuses[500] += 1
+            return web.Response(status=500, text=f"internal error while serving key={key}")
         wait = self._admit(key, now)
         if wait is not None:
             self.statuses[429] += 1

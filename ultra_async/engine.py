@@ -22,6 +22,7 @@ from .client import ChatClient, client_timeout
 from .config import Config
 from .errors import ConfigError, InfraError, RequestError
 from .limits import KeyLimits, ShardLimits
+from .logs import register_secret
 from .planner import Plan, build_shards
 from .retry import Retrier
 from .types import ChatResponse, Evaluate, Message, Shard, TestResult, WorkItem
@@ -319,6 +320,8 @@ class Engine:
             if self._given_keys is not None
             else self.config.resolve_keys(models)
         )
+        for secret in self._keys.values():
+            register_secret(secret.get_secret_value())
         missing = sorted({sp.shard.route.key_name for sp in plan.shards} - set(self._keys))
         if missing:
             raise ConfigError(

@@ -23,6 +23,8 @@ _LEVELS = {
     "error": logging.ERROR,
 }
 _SECRETS: set[str] = set()
+#: the log file of the current configuration, closed when logging is configured again
+_open_file: list[TextIO] = []
 _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
 
 
@@ -87,7 +89,11 @@ def configure_logging(
     numeric = _level(level)
     shown = max(numeric, _level(console_level)) if console_level else numeric
     out = console or sys.stderr
+    while _open_file:
+        _open_file.pop().close()
     file = log_file.open("a", encoding="utf-8") if log_file is not None else None
+    if file is not None:
+        _open_file.append(file)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
