@@ -247,6 +247,14 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
     return handler
 
 
+@command("report", "success, scores and errors by model × prompt type, difficulty, rate or task")
+def _report(parser: argparse.ArgumentParser) -> Handler:
+    from .report import add_report_arguments, run_report
+
+    add_report_arguments(parser)
+    return run_report
+
+
 @command("db", "check, rebuild, repair, migrate or export the results database")
 def _db(parser: argparse.ArgumentParser) -> Handler:
     from .db_cli import add_db_arguments, run_db

@@ -1,0 +1,379 @@
+"""The `report` command: success, scores, coverage and errors by model × one dimension.
+
+Rows are built from the database's leaves: their counters and stored sums are added per
+(model, value) cell and rendered with the same code that renders the database, so a cell
+aggregated across prompt types, rates or task types is exact, never an average of percentages.
+Infra errors stay in their own column; they are outside `total` and every rate.
+
+Exit codes: 0 ok; 1 the plot could not be written (matplotlib missing, path not writable);
+3 database missing or unreadable; 4 database of another schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from operator import add
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from .config import Settings
+from .db import EXIT_OK, EXIT_SCHEMA, EXIT_UNREADABLE
+from .dimensions import DIFFICULTIES, ERROR_CATEGORIES, PROMPT_TYPES, TASK_TYPES
+from .errors import DatabaseError
+from .export import iter_leaves
+from .plots import write_plot
+from .stats import DIMENSIONS, SCHEMA_VERSION, SHARE_FIELDS, new_vector, node_fields
+from .stats import vector_from_fields as _vector
+from .storage import DATABASE_FILE, JOURNAL_FILE, read_database
+
+__all__ = [
+    "BY_DIMENSIONS",
+    "FORMATS",
+    "REPORT_FIELDS",
+    "add_report_arguments",
+    "group_leaves",
+    "render_report",
+    "report_rows",
+    "run_report",
+    "write_plot",
+    "write_report",
+]
+
+EXIT_FAILED = 1
+#: the dimensions a report can be broken down by, beside the model
+BY_DIMENSIONS: tuple[str, ...] = ("prompt_type", "difficulty", "tool_success_rate", "task_type")
+FORMATS: tuple[str, ...] = ("table", "csv", "json", "markdown")
+DEFAULT_MIN_TESTS = 5
+
+#: the statistics of a report row, after `model` and the `by` dimension
+REPORT_FIELDS: tuple[str, ...] = (
+    "total",
+    "success_rate",
+    "full_success_rate",
+    "partial_success_rate",
+    "weighted_success_score",
+    "tool_coverage_rate",
+    "avg_workflow_score",
+    "avg_final_score",
+    "infra_errors",
+    "total_errors",
+    *SHARE_FIELDS,
+)
+
+#: the order values of each dimension are listed in (unknown values follow, sorted)
+_ORDER: dict[str, tuple[str, ...]] = {
+    "prompt_type": PROMPT_TYPES,
+    "difficulty": DIFFICULTIES,
+    "task_type": TASK_TYPES,
+}
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `report` options to `parser`."""
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="results directory holding master_database.json "
+        "(default: $ULTRA_ASYNC_OUT or results/)",
+    )
+    parser.add_argument(
+        "--by",
+        choices=BY_DIMENSIONS,
+        default="prompt_type",
+        help="the dimension beside the model; the others are summed over (default: prompt_type)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="table", help="default: table")
+    parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        type=Path,
+        default=None,
+        help="also write a PNG: success-rate heatmap and error categories per model "
+        "(needs matplotlib: pip install 'ultra_async[analysis]')",
+    )
+    parser.add_argument(
+        "--min-tests",
+        metavar="N",
+        type=_non_negative_int,
+        default=DEFAULT_MIN_TESTS,
+        help=f"mark cells with fewer completed tests than N (default: {DEFAULT_MIN_TESTS})",
+    )
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def group_leaves(db: Mapping[str, Any], keys: Sequence[str]) -> dict[tuple[str, ...], list[int]]:
+    """The statistics vector of every combination of `keys` (dimension names), summed over leaves.
+
+    Counters and fixed-point sums add exactly; render a vector with `stats.node_fields`.
+    """
+    index = [DIMENSIONS.index(key) for key in keys]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for path, leaf in iter_leaves(db):
+        cell = tuple(path[i] for i in index)
+        vector = groups.get(cell)
+        leaf_vector = _vector(leaf)
+        groups[cell] = leaf_vector if vector is None else list(map(add, vector, leaf_vector))
+    return groups
+
+
+def sort_key(dimension: str, value: str) -> tuple[int, float, str]:
+    """Where a value of `dimension` goes in a listing: known values in their natural order."""
+    if dimension == "tool_success_rate":
+        try:
+            return (0, float(value), value)
+        except ValueError:
+            return (1, 0.0, value)
+    order = _ORDER.get(dimension, ())
+    return (0, order.index(value), value) if value in order else (1, 0.0, value)
+
+
+def report_rows(
+    db: Mapping[str, Any], by: str = "prompt_type", min_tests: int = DEFAULT_MIN_TESTS
+) -> list[dict[str, Any]]:
+    """One row per (model, value of `by`): model, `by`, REPORT_FIELDS, then `few_tests`.
+
+    `few_tests` is true when the cell has fewer than `min_tests` completed tests.
+    """
+    if by not in BY_DIMENSIONS:
+        raise ValueError(f"by must be one of {', '.join(BY_DIMENSIONS)}, not {by!r}")
+    groups = group_leaves(db, ("model", by))
+    rows = []
+    for model, value in sorted(groups, key=lambda c: (c[0], sort_key(by, c[1]))):
+        fields = node_fields(groups[model, value])
+        row: dict[str, Any] = {"model": model, by: value}
+        row.update((name, fields[name]) for name in REPORT_FIELDS)
+        row["few_tests"] = fields["total"] < min_tests
+        rows.append(row)
+    return rows
+
+
+def overall(db: Mapping[str, Any]) -> dict[str, Any]:
+    """The statistics of the whole database (summed from its leaves)."""
+    return node_fields(group_leaves(db, ()).get((), new_vector()))
+
+
+# ---- output formats -------------------------------------------------------------------------
+
+_SHORT_CATEGORY = {
+    "tool_call_format": "format",
+    "timeout": "timeout",
+    "max_turns": "max turns",
+    "tool_selection": "selection",
+    "parameter_config": "params",
+    "sequence_order": "order",
+    "dependency": "depend.",
+    "other": "other",
+}
+#: (header, field, format) of the human-readable columns after model and `by`
+_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("tests", "total", "count"),
+    ("success", "success_rate", "pct"),
+    ("full", "full_success_rate", "pct"),
+    ("partial", "partial_success_rate", "pct"),
+    ("weighted", "weighted_success_score", "score"),
+    ("coverage", "tool_coverage_rate", "pct"),
+    ("workflow", "avg_workflow_score", "score"),
+    ("final", "avg_final_score", "score"),
+    ("infra", "infra_errors", "count"),
+    ("errors", "total_errors", "count"),
+    *((_SHORT_CATEGORY[c], f"{c}_error_share", "share") for c in ERROR_CATEGORIES),
+)
+_NONE = "–"
+
+
+def _cell(row: Mapping[str, Any], field: str, kind: str) -> str:
+    value = row[field]
+    if kind == "count":
+        mark = "*" if field == "total" and row["few_tests"] else ""
+        return f"{value}{mark}"
+    # A rate over zero tests (or a share of zero errors) is undefined, not 0 %.
+    if row["total"] == 0 or (kind == "share" and row["total_errors"] == 0):
+        return _NONE
+    return {"score": f"{value:.3f}", "share": f"{value:.0%}"}.get(kind, f"{value:.1%}")
+
+
+def _headers(by: str) -> list[str]:
+    return ["model", by.replace("_", " "), *(header for header, _, _ in _COLUMNS)]
+
+
+def _text_rows(rows: Iterable[Mapping[str, Any]], by: str) -> list[list[str]]:
+    return [[row["model"], row[by], *(_cell(row, f, k) for _, f, k in _COLUMNS)] for row in rows]
+
+
+def _footnote(db: Mapping[str, Any], min_tests: int) -> str:
+    total = overall(db)
+    return (
+        f"{total['total']} tests, {total['success_rate']:.1%} success; "
+        f"{total['infra_errors']} infra errors (shown apart, not counted as tests); "
+        f"* fewer than {min_tests} tests. format … other: each error category's share of the "
+        "cell's errors."
+    )
+
+
+def write_table(
+    rows: Sequence[Mapping[str, Any]], by: str, footnote: str, title: str, stream: TextIO
+) -> None:
+    """A rich table; as wide as needed when the output is not a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for i, header in enumerate(_headers(by)):
+        table.add_column(header, justify="left" if i < 2 else "right", no_wrap=True)
+    previous = None
+    for row, cells in zip(rows, _text_rows(rows, by), strict=True):
+        if row["model"] == previous:
+            cells[0] = ""
+        previous = row["model"]
+        table.add_row(*cells, style="dim" if row["few_tests"] else None)
+    # A file or a pipe gets every column at full width; a terminal gets what fits.
+    width = None if stream.isatty() else 320
+    # Names are data, not rich markup: a "[...]" in a model name or path is printed as is.
+    console = Console(file=stream, width=width, highlight=False, markup=False)
+    # Title and footnote printed apart from the table are not padded to its width.
+    console.print(title, style="bold")
+    console.print(table)
+    console.print(footnote)
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], by: str, stream: TextIO) -> None:
+    """A header line, then one line per row; `few_tests` is `true` or `false`."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(["model", by, *REPORT_FIELDS, "few_tests"])
+    for row in rows:
+        values = [row["model"], row[by], *(row[f] for f in REPORT_FIELDS)]
+        writer.writerow([*values, "true" if row["few_tests"] else "false"])
+
+
+def write_json(rows: Sequence[Mapping[str, Any]], stream: TextIO) -> None:
+    """The rows as one JSON array (indented)."""
+    stream.write(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def write_markdown(
+    rows: Sequence[Mapping[str, Any]], by: str, footnote: str, title: str, stream: TextIO
+) -> None:
+    """A GitHub-flavoured Markdown table with a title line and a footnote."""
+    headers = _headers(by)
+    lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |"]
+    lines.append("|" + "|".join(":---" if i < 2 else "---:" for i in range(len(headers))) + "|")
+    for cells in _text_rows(rows, by):
+        escaped = (c.replace("|", "\\|") for c in cells)
+        lines.append("| " + " | ".join(escaped) + " |")
+    lines += ["", footnote]
+    stream.write("\n".join(lines) + "\n")
+
+
+def write_report(
+    db: Mapping[str, Any],
+    stream: TextIO,
+    fmt: str = "table",
+    by: str = "prompt_type",
+    min_tests: int = DEFAULT_MIN_TESTS,
+    *,
+    title: str | None = None,
+) -> None:
+    """Write the report in one of FORMATS to `stream`."""
+    # Everything is computed before the first write: a damaged database prints nothing.
+    rows = report_rows(db, by, min_tests)
+    footnote = _footnote(db, min_tests)
+    title = title or f"results by model × {by}"
+    if fmt == "csv":
+        write_csv(rows, by, stream)
+    elif fmt == "json":
+        write_json(rows, stream)
+    elif fmt == "markdown":
+        write_markdown(rows, by, footnote, title, stream)
+    elif fmt == "table":
+        write_table(rows, by, footnote, title, stream)
+    else:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+
+
+def render_report(
+    db: Mapping[str, Any],
+    fmt: str = "table",
+    by: str = "prompt_type",
+    min_tests: int = DEFAULT_MIN_TESTS,
+    *,
+    title: str | None = None,
+) -> str:
+    """The report as text (a table as wide as it needs)."""
+    stream = io.StringIO()
+    write_report(db, stream, fmt, by, min_tests, title=title)
+    return stream.getvalue()
+
+
+# ---- the command ----------------------------------------------------------------------------
+
+
+def load_report_database(out: Path) -> dict[str, Any]:
+    """The database in `out`; DatabaseError saying what to do when it is missing or unreadable."""
+    path = out / DATABASE_FILE
+    if not path.exists():
+        if (out / JOURNAL_FILE).exists():
+            hint = f"the journal is there, so `python -m ultra_async db repair --out {out}`"
+            hint += " rebuilds it"
+        else:
+            hint = f"run an evaluation first: `python -m ultra_async run --out {out} ...`"
+        raise DatabaseError(f"no results database at {path}; {hint}")
+    return read_database(path)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Run the `report` command in `args`; returns the exit code."""
+    out = Path(args.out) if args.out is not None else Settings().out
+    path = out / DATABASE_FILE
+    try:
+        db = load_report_database(out)
+    except DatabaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    version = db.get("version")
+    if version != SCHEMA_VERSION:
+        print(
+            f"error: {path} has schema {version!r}, not {SCHEMA_VERSION}; "
+            f"run `python -m ultra_async db migrate --out {out}` to import it",
+            file=sys.stderr,
+        )
+        return EXIT_SCHEMA
+    try:
+        write_report(
+            db,
+            sys.stdout,
+            args.format,
+            by=args.by,
+            min_tests=args.min_tests,
+            title=f"{path} by {args.by}",
+        )
+    except DatabaseError as exc:
+        print(f"error: {exc}; run `python -m ultra_async db check --out {out}`", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if args.plot is not None:
+        try:
+            write_plot(db, Path(args.plot), args.by, min_tests=args.min_tests)
+        except ImportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except OSError as exc:
+            print(f"error: could not write {args.plot}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return EXIT_OK
