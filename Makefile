@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck clean
+.PHONY: run test bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP)
 	$(PY) -m ruff check ultra_async tests benchmarks
 	$(PY) -m ruff format --check ultra_async tests benchmarks
 	$(PY) -m mypy
+
+docs: $(STAMP)
+	$(PY) -c "from ultra_async.cli import reference_markdown; print(reference_markdown(), end='')" > docs/cli.md
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

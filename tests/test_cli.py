@@ -108,3 +108,12 @@ def test_help_for_each_command() -> None:
         with pytest.raises(SystemExit) as info:
             main([command, "--help"])
         assert info.value.code == 0
+
+
+def test_cli_reference_matches_help() -> None:
+    from ultra_async.cli import reference_markdown
+
+    current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert current == reference_markdown(), "docs/cli.md is stale: run `make docs`"
+    for command in ("plan", "validate", "run", "report", "db", "serve-sim", "db migrate"):
+        assert f"## {command}" in current

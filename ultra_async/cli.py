@@ -284,6 +284,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reference_markdown() -> str:
+    """docs/cli.md: the `--help` of every command, at a fixed width so the text is stable."""
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        parser = build_parser()
+        parts = [
+            "# Command-line reference",
+            "",
+            "Generated from `--help` (`make docs`); a test keeps it in step with the code.",
+            "",
+            "```text",
+            parser.format_help().rstrip(),
+            "```",
+        ]
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for name, command_parser in sub.choices.items():
+            parts += ["", f"## {name}", "", "```text", command_parser.format_help().rstrip(), "```"]
+            nested = [
+                a for a in command_parser._actions if isinstance(a, argparse._SubParsersAction)
+            ]
+            for action in nested:
+                for sub_name, sub_parser in action.choices.items():
+                    parts += [
+                        "",
+                        f"### {name} {sub_name}",
+                        "",
+                        "```text",
+                        sub_parser.format_help().rstrip(),
+                        "```",
+                    ]
+        return "\n".join(parts) + "\n"
+    finally:
+        if previous is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
