@@ -18,7 +18,7 @@ import orjson
 
 from .config import Config, Settings, load_config
 from .errors import ConfigError, PlanError, UltraAsyncError
-from .planner import Matrix, Plan, build_matrix, make_plan
+from .planner import Plan, make_plan, matrix_from
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -68,18 +68,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.providers, settings)
 
 
-def matrix_from_args(config: Config, args: argparse.Namespace) -> Matrix:
-    return build_matrix(
-        config,
-        models=args.models,
-        prompt_types=args.prompt_types,
-        rates=args.rates,
-        difficulties=args.difficulties,
-        task_types=args.task_types,
-        instances=args.instances,
-    )
-
-
 def plan_rows(plan: Plan) -> list[dict[str, Any]]:
     """One row per shard; the route is a key index or a deployment, never the key."""
     rows = []
@@ -107,7 +95,7 @@ def _limit(start: float, maximum: float) -> int | float | str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    matrix = matrix_from_args(config, args)
+    matrix = matrix_from(config, args)
     plan = make_plan(config, matrix)
     rows = plan_rows(plan)
     if args.format == "json":

@@ -16,7 +16,7 @@ from rich.table import Table
 from .config import Settings
 from .engine import Engine
 from .logs import configure_logging
-from .planner import Plan
+from .planner import MATRIX_OPTIONS, Plan
 from .progress import live_progress
 from .runner import RunOptions, RunReport, run_evaluation
 
@@ -104,12 +104,7 @@ def run_command(args: argparse.Namespace) -> int:
         console_level=None if args.log_level else "warning",
     )
     options = RunOptions(
-        models=args.models,
-        prompt_types=args.prompt_types,
-        rates=args.rates,
-        difficulties=args.difficulties,
-        task_types=args.task_types,
-        instances=args.instances,
+        **{name: getattr(args, name) for name in MATRIX_OPTIONS},
         simulate=args.simulate,
         seed=args.seed,
         out=out,

@@ -133,6 +133,15 @@ def build_matrix(
     )
 
 
+#: the matrix options, spelled as the CLI flags and RunOptions fields are
+MATRIX_OPTIONS = ("models", "prompt_types", "rates", "difficulties", "task_types", "instances")
+
+
+def matrix_from(config: Config, options: object) -> Matrix:
+    """`build_matrix` from anything with the matrix options as attributes (flags, RunOptions)."""
+    return build_matrix(config, **{name: getattr(options, name) for name in MATRIX_OPTIONS})
+
+
 def build_shards(config: Config, model: str) -> list[Shard]:
     """The shards of one model, by its strategy: one per key, one per deployment, or one."""
     spec = config.models[model]

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from .aggregator import Aggregator
 from .config import Config, load_config
 from .engine import Engine, RunSummary
-from .planner import Plan, build_matrix, make_plan, model_names
+from .planner import Plan, make_plan, matrix_from, model_names
 from .types import Evaluate, TestResult
 
 log = structlog.get_logger("ultra_async.runner")
@@ -121,15 +121,7 @@ async def run_evaluation(
 ) -> RunReport:
     """Plan, run and record one evaluation; resumes from the journal in `options.out`."""
     config = config or load_config(options.providers)
-    matrix = build_matrix(
-        config,
-        models=options.models,
-        prompt_types=options.prompt_types,
-        rates=options.rates,
-        difficulties=options.difficulties,
-        task_types=options.task_types,
-        instances=options.instances,
-    )
+    matrix = matrix_from(config, options)
     keys: dict[str, SecretStr] | None = None
     if not options.simulate:
         # fail before creating anything or sending a single request
