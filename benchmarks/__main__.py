@@ -21,25 +21,33 @@ from ultra_async.logs import configure_logging
 SECTIONS = {
     "overhead": "benchmarks.bench_overhead",
     "rate_fidelity": "benchmarks.bench_rate_fidelity",
+    "overlap": "benchmarks.bench_overlap",
+    "makespan": "benchmarks.bench_makespan",
     "aggregator": "benchmarks.bench_aggregator",
+    "scale": "benchmarks.bench_scale",
 }
-TARGETS = {
-    "overhead": ("ratio", ">=", 0.8),
-    "rate_fidelity": ("max_deviation_pct", "<=", 2.0),
-    "aggregator": ("max_loop_stall_ms", "<", 20.0),
+#: section → [(field, comparison, target)]
+TARGETS: dict[str, list[tuple[str, str, float]]] = {
+    "overhead": [("ratio", ">=", 0.8)],
+    "rate_fidelity": [("max_deviation_pct", "<=", 2.0), ("provoked_429", "<=", 0)],
+    "overlap": [("efficiency", ">=", 0.95)],
+    "makespan": [("ratio", "<=", 1.05), ("ratio_dead_deployment", "<=", 1.05)],
+    "aggregator": [("max_loop_stall_ms", "<", 20.0)],
+    "scale": [("peak_rss_mb", "<", 1024)],
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _verdict(section: str, data: dict[str, Any]) -> str:
-    if section not in TARGETS:
-        return ""
-    field, op, target = TARGETS[section]
-    value = data.get(field)
-    if not isinstance(value, int | float):
-        return f"{field}: missing"
-    ok = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
-    return f"{field} = {value} (target {op} {target}: {'met' if ok else 'NOT met'})"
+    verdicts = []
+    for field, op, target in TARGETS.get(section, []):
+        value = data.get(field)
+        if not isinstance(value, int | float):
+            verdicts.append(f"{field}: missing")
+            continue
+        ok = {">=": value >= target, "<=": value <= target, "<": value < target}[op]
+        verdicts.append(f"{field} = {value} (target {op} {target:g}: {'met' if ok else 'NOT met'})")
+    return "; ".join(verdicts)
 
 
 def markdown(summary: dict[str, Any]) -> str:

@@ -74,7 +74,7 @@ def test_valid_small_file(write_yaml: Callable[[str], Path]) -> None:
         # range with max below start
         (("max: 10}", "max: 3}"), "models.m-inst.workers: max (3) must be >= start (5)"),
         # azure without api_version
-        ((', api_version: "2024-12-01-preview"', ""), "providers.az: api_version: required"),
+        ((', api_version: "2024-12-01-preview"', ""), "providers.az: api_version is required"),
         # bad kind
         (("kind: openai", "kind: grpc"), "providers.p.kind: input should be 'openai' or 'azure'"),
     ],

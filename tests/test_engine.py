@@ -224,3 +224,21 @@ async def test_missing_keys_stop_before_sending(write_yaml: Callable[[str], Path
     async with Engine(config) as engine:
         with pytest.raises(MissingKeysError, match="T_K0, T_K1, T_K2"):
             await engine.run(plan, evaluator())
+
+
+async def test_shard_failing_with_5xx_yields_its_work_to_siblings(
+    write_yaml: Callable[[str], Path],
+) -> None:
+    from ultra_async.engine import FAILING_TESTS_BEFORE_YIELDING
+
+    config = make_config(write_yaml)
+    # healthy answers take 50 ms, so the siblings are busy while the failing shard's tests fail
+    async with loopback_server(Loopback(failing={"secret-k1"}, latency_s=0.05)) as server:
+        results, summary = await run_plan(config, server, "m-keys", instances=12)
+    assert len({r.item_id for r in results}) == len(results) == 60
+    assert "tests in a row failed" in summary.dead_shards["m-keys/mk-key1"]  # type: ignore[attr-defined]
+    failed = [r for r in results if r.outcome == "infra_error"]
+    # only the tests that ran before the shard gave up (at most one streak per worker) failed
+    assert all(r.shard == "mk-key1" for r in failed)
+    assert len(failed) < FAILING_TESTS_BEFORE_YIELDING + 3
+    assert sum(r.outcome == "completed" for r in results) == 60 - len(failed)

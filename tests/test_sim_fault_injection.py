@@ -212,3 +212,17 @@ async def test_shutdown_cuts_short_slow_answers() -> None:
         assert time.monotonic() - started < 2.0
         with pytest.raises(aiohttp.ClientError):
             await task
+
+
+async def test_injected_rate_limit_is_a_429_with_the_rules_retry_after() -> None:
+    faults = [FaultRule(rate_limit=1.0, retry_after_s=2.5)]
+    async with (
+        SimServer(keys=KEYS, faults=faults) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        resp = await post(session, server)
+        assert resp.status == 429
+        assert (resp.headers["Retry-After"], resp.headers["retry-after-ms"]) == ("3", "2500")
+        assert orjson.loads(resp.body)["error"]["code"] == "rate_limit_exceeded"
+        counts = server.stats()["keys"]["key-a"]
+    assert (counts["faults"], counts["rate_limited"], counts["ok"]) == ({"rate_limit": 1}, 1, 0)

@@ -135,7 +135,12 @@ class Aggregator:
 
     def _load(self) -> None:
         # Runs in a thread: reading a large journal must not stall the caller's event loop.
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the output directory {self.out_dir}: {exc.strerror}"
+            ) from None
         db_path, journal_path = self.out_dir / DATABASE_FILE, self.out_dir / JOURNAL_FILE
         created_journal = not journal_path.exists()
         # The lock first: nothing in the directory is touched while another run owns it.
@@ -300,12 +305,16 @@ class Aggregator:
                     # Not a disk problem: start the next write's document from scratch.
                     self._resync = True
                     exc = StorageError(f"could not write the database: {exc!r}")
+                if self._write_error is None or str(self._write_error) != str(exc):
+                    # once per distinct failure: a full disk must not flood the console
+                    log.error("database_write_failed", error=str(exc))
                 self._write_error = exc
-                log.error("database_write_failed", error=str(exc))
             else:
                 self._counts["db_writes"] += 1
                 self._bytes_written += written
                 self._written_once = True
+                if self._write_error is not None:
+                    log.info("database_write_recovered")
                 self._write_error = None
             if not self._write_again:
                 return

@@ -20,7 +20,7 @@ from .planner import MATRIX_OPTIONS, Plan
 from .progress import live_progress
 from .runner import RunOptions, RunReport, run_evaluation
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def summary_table(database: dict[str, Any]) -> Table:
@@ -94,15 +94,23 @@ def shard_table(report: RunReport) -> Table:
 def run_command(args: argparse.Namespace) -> int:
     settings = Settings()
     out = Path(args.out) if args.out is not None else settings.out
-    out.mkdir(parents=True, exist_ok=True)
     level = args.log_level or settings.log_level
-    # the live display shows progress; the console only needs what goes wrong
-    configure_logging(
-        level,
-        log_file=out / "run.log",
-        console=sys.stderr,
-        console_level=None if args.log_level else "warning",
-    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # the live display shows progress; the console only needs what goes wrong
+        configure_logging(
+            level,
+            log_file=out / "run.log",
+            console=sys.stderr,
+            console_level=None if args.log_level else "warning",
+        )
+    except OSError as exc:
+        print(
+            f"error: cannot write to the output directory {out}: {exc.strerror}; "
+            "choose another --out or fix its permissions",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     options = RunOptions(
         **{name: getattr(args, name) for name in MATRIX_OPTIONS},
         simulate=args.simulate,

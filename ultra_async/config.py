@@ -111,7 +111,7 @@ class ProviderSpec(_Strict):
     @model_validator(mode="after")
     def _azure_needs_version(self) -> ProviderSpec:
         if self.kind == "azure" and not self.api_version:
-            raise ValueError('api_version: required for kind azure (e.g. "2024-12-01-preview")')
+            raise ValueError('api_version is required for kind azure (e.g. "2024-12-01-preview")')
         return self
 
 

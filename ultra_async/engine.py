@@ -31,6 +31,10 @@ log = structlog.get_logger("ultra_async.engine")
 
 OnResult = Callable[[TestResult], Awaitable[None]]
 
+#: a shard whose last this-many tests all exhausted their retries on 5xx/connection errors
+#: hands its work to healthy siblings (a deployment that is down, not a passing blip)
+FAILING_TESTS_BEFORE_YIELDING = 5
+
 
 @dataclass(slots=True)
 class ShardState:
@@ -48,6 +52,8 @@ class ShardState:
     retries: int = 0
     stolen: int = 0
     dead: str | None = None
+    #: tests in a row that ended with retries exhausted on server or connection errors
+    failing_streak: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -488,11 +494,19 @@ class Engine:
             task.uncancel()
             reason = f"test exceeded its deadline of {deadline_s:g}s"
         except InfraError as error:
-            if error.fatal:
+            state.failing_streak = state.failing_streak + 1 if error.kind == "transient" else 0
+            failing = state.failing_streak >= FAILING_TESTS_BEFORE_YIELDING and any(
+                s.dead is None for s in pool.states if s is not state
+            )
+            if error.fatal or failing:
                 if state.dead is None:
-                    state.dead = error.reason
+                    state.dead = (
+                        error.reason
+                        if error.fatal
+                        else f"{state.failing_streak} tests in a row failed: {error.reason}"
+                    )
                     log.warning(
-                        "shard_dead", model=shard.model, shard=shard.name, reason=error.reason
+                        "shard_dead", model=shard.model, shard=shard.name, reason=state.dead
                     )
                 state.queue.appendleft(item)  # a sibling picks it up
                 return None
@@ -502,6 +516,7 @@ class Engine:
             reason = f"evaluate raised {type(error).__name__}: {error}"
         else:
             state.done += 1
+            state.failing_streak = 0
             return TestResult.from_outcome(item, shard.name, outcome, **_timing(chat, started))
         finally:
             self._watchdog.forget(task)

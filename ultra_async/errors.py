@@ -62,9 +62,18 @@ class RequestError(UltraAsyncError):
 class InfraError(UltraAsyncError):
     """A test could not be completed because the API kept failing; not a model failure."""
 
-    def __init__(self, reason: str, *, fatal: bool = False, status: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        fatal: bool = False,
+        status: int | None = None,
+        kind: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        #: the retry decision of the last failure: "rate_limit", "transient" or "fatal"
+        self.kind = kind
         #: True when the failure is a property of the route (bad key, missing deployment),
         #: so the shard should stop taking work.
         self.fatal = fatal

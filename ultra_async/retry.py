@@ -75,12 +75,16 @@ class Retrier:
         """Seconds to wait before the next attempt, or InfraError when there is none."""
         if not error.retryable:
             raise InfraError(
-                f"{error} (not retried)", fatal=error.route_fatal, status=error.status
+                f"{error} (not retried)",
+                fatal=error.route_fatal,
+                status=error.status,
+                kind=error.kind,
             ) from None
         if failures >= self.policy.max_attempts:
             raise InfraError(
                 f"{error.kind} error, gave up after {failures} attempts: {error}",
                 status=error.status,
+                kind=error.kind,
             ) from None
         delay = backoff_delay_s(failures, self.policy, self.rand)
         if error.retry_after_s is not None:
@@ -90,5 +94,6 @@ class Retrier:
             raise InfraError(
                 f"test deadline reached while retrying ({failures} attempts): {error}",
                 status=error.status,
+                kind=error.kind,
             ) from None
         return delay

@@ -122,7 +122,13 @@ class Journal:
     @classmethod
     def open(cls, path: Path) -> Journal:
         """Open for appending; locks it and removes a torn last line left by a crash."""
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot open the journal {path}: {exc.strerror}; "
+                f"check that {path.parent} is a writable directory"
+            ) from None
         try:
             _lock(fd, path)
             dropped = _drop_torn_tail(fd)

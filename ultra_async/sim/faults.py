@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["error_500", "error_503", "malformed_json", "drop_connection", "hang"]
+FaultKind = Literal[
+    "rate_limit", "error_500", "error_503", "malformed_json", "drop_connection", "hang"
+]
 
 #: every fault kind, in the order their probabilities are laid out on [0, 1)
 FAULT_KINDS: tuple[FaultKind, ...] = (
+    "rate_limit",
     "error_500",
     "error_503",
     "malformed_json",
@@ -30,11 +33,14 @@ class FaultRule:
     `key` (key name) and `model` (requested deployment or model) select requests, None matches
     any; the first matching rule applies. `status` answers every matching request with that
     HTTP status (a dead deployment: 500, a disabled key: 401), before rate limits are checked.
-    A `hang` waits `hang_s` and then answers normally.
+    A `hang` waits `hang_s` and then answers normally. A `rate_limit` answers 429 with a
+    Retry-After of `retry_after_s`, whatever the buckets hold (a provider under load elsewhere).
     """
 
     key: str | None = None
     model: str | None = None
+    rate_limit: float = 0.0
+    retry_after_s: float = 0.2
     error_500: float = 0.0
     error_503: float = 0.0
     malformed_json: float = 0.0

@@ -248,6 +248,14 @@ class SimServer:
         if fault is not None:
             for c in counters:
                 c.fault(fault)
+            if fault == "rate_limit" and route.fault is not None:
+                for c in counters:
+                    c.rate_limited += 1
+                retry_headers = protocol.rate_limit_headers(
+                    route.fault.retry_after_s, route.limit_rpm
+                )
+                wait_ms = int(retry_headers["retry-after-ms"])
+                return _reply(429, protocol.rate_limited(wait_ms), (), retry_headers)
             if fault == "error_500":
                 return _reply(500, protocol.SERVER_ERROR, ())
             if fault == "error_503":
