@@ -242,3 +242,13 @@ async def test_shard_failing_with_5xx_yields_its_work_to_siblings(
     assert all(r.shard == "mk-key1" for r in failed)
     assert len(failed) < FAILING_TESTS_BEFORE_YIELDING + 3
     assert sum(r.outcome == "completed" for r in results) == 60 - len(failed)
+
+
+async def test_stop_requested_before_run_starts_is_kept(write_yaml: Callable[[str], Path]) -> None:
+    config = make_config(write_yaml)
+    plan = make_plan(config, build_matrix(config, models="closed-a", instances=4))
+    async with Engine(config, keys=KEYS) as engine:
+        engine.request_stop()  # e.g. Ctrl-C while the plan was being read
+        summary = await engine.run(plan, evaluator())
+        assert summary.interrupted and summary.finished == 0
+        assert not engine.stopping  # the next run is not affected

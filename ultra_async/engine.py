@@ -292,11 +292,12 @@ class Engine:
         if self._running:
             raise RuntimeError("this engine is already running a plan")
         self._running = True
-        self._stop = asyncio.Event()
         try:
             return await self._run(plan, evaluate, on_result)
         finally:
             self._running = False
+            # a stop request ends one run; the next run starts afresh
+            self._stop = asyncio.Event()
 
     async def results(self, plan: Plan, evaluate: Evaluate) -> AsyncIterator[TestResult]:
         """Run `plan` and yield each TestResult as it finishes."""
