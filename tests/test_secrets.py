@@ -6,6 +6,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from pydantic import SecretStr
 
@@ -74,6 +75,13 @@ async def test_keys_echoed_by_a_provider_are_never_recorded(
         "summary": repr(summary),
     }
     assert "Incorrect API key provided" in outputs["journal"] + outputs["exceptions"]
+    # the log file is JSON lines with snake_case events and their context
+    events = [orjson.loads(line) for line in outputs["log file"].splitlines()]
+    retrying = [e for e in events if e["event"] == "request_retrying"]
+    assert retrying and {"model", "shard", "item", "attempt", "level", "timestamp"} <= set(
+        retrying[0]
+    )
+    assert any(e["event"] == "shard_dead" and e["shard"] == "revoked-model" for e in events)
     for where, text in outputs.items():
         assert text, where
         for secret in (REVOKED, FAILING):

@@ -152,11 +152,12 @@ class RunSummary:
 class _BoundChat:
     """The chat function handed to `evaluate`: one shard's route, limits and retry loop."""
 
-    __slots__ = ("_deadline", "_engine", "_state", "requests", "retries")
+    __slots__ = ("_deadline", "_engine", "_item", "_state", "requests", "retries")
 
-    def __init__(self, engine: Engine, state: ShardState, deadline: float) -> None:
+    def __init__(self, engine: Engine, state: ShardState, item: WorkItem, deadline: float) -> None:
         self._engine = engine
         self._state = state
+        self._item = item
         self._deadline = deadline
         self.requests = 0
         self.retries = 0
@@ -213,7 +214,9 @@ class _BoundChat:
         self.retries += 1
         log.debug(
             "request_retrying",
+            model=self._state.shard.model,
             shard=self._state.shard.name,
+            item=self._item.id,
             attempt=attempt_no,
             kind=error.kind,
             status=error.status,
@@ -483,7 +486,7 @@ class Engine:
         shard = state.shard
         deadline_s = self._retriers[shard.model].policy.test_deadline_s
         started = time.monotonic()
-        chat = _BoundChat(self, state, started + deadline_s)
+        chat = _BoundChat(self, state, item, started + deadline_s)
         task = asyncio.current_task()
         assert task is not None
         self._watchdog.watch(task, started + deadline_s)
@@ -513,7 +516,7 @@ class Engine:
                 return None
             reason = error.reason
         except Exception as error:  # a bug in evaluate must not end the run
-            log.exception("evaluate_failed", shard=shard.name, item=item.id)
+            log.exception("evaluate_failed", model=shard.model, shard=shard.name, item=item.id)
             reason = f"evaluate raised {type(error).__name__}: {error}"
         else:
             state.done += 1
@@ -522,7 +525,9 @@ class Engine:
         finally:
             self._watchdog.forget(task)
         state.infra_errors += 1
-        log.info("test_infra_error", shard=shard.name, item=item.id, reason=reason)
+        log.info(
+            "test_infra_error", model=shard.model, shard=shard.name, item=item.id, reason=reason
+        )
         return TestResult.infra_error(item, shard.name, reason, **_timing(chat, started))
 
 
