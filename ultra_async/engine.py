@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,14 +18,17 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
+from .chat import BoundChat
 from .client import ChatClient, client_timeout
 from .config import Config
-from .errors import ConfigError, InfraError, RequestError
+from .errors import ConfigError, InfraError
 from .limits import KeyLimits, ShardLimits
 from .logs import register_secret
 from .planner import Plan, build_shards
 from .retry import Retrier
-from .types import ChatResponse, Evaluate, Message, Shard, TestResult, WorkItem
+from .shards import ModelPool, ShardState
+from .types import Evaluate, TestResult, WorkItem
+from .watchdog import Watchdog
 
 log = structlog.get_logger("ultra_async.engine")
 
@@ -34,99 +37,6 @@ OnResult = Callable[[TestResult], Awaitable[None]]
 #: a shard whose last this-many tests all exhausted their retries on 5xx/connection errors
 #: hands its work to healthy siblings (a deployment that is down, not a passing blip)
 FAILING_TESTS_BEFORE_YIELDING = 5
-
-
-@dataclass(slots=True)
-class ShardState:
-    """Live counters of one shard, read by progress displays and the run summary."""
-
-    shard: Shard
-    limits: ShardLimits
-    queue: deque[WorkItem]
-    planned: int
-    done: int = 0
-    infra_errors: int = 0
-    in_flight: int = 0
-    requests: int = 0
-    rate_limited: int = 0
-    retries: int = 0
-    stolen: int = 0
-    dead: str | None = None
-    #: tests in a row that ended with retries exhausted on server or connection errors
-    failing_streak: int = 0
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "model": self.shard.model,
-            "shard": self.shard.name,
-            "planned": self.planned,
-            "queued": len(self.queue),
-            "done": self.done,
-            "infra_errors": self.infra_errors,
-            "in_flight": self.in_flight,
-            "peak_in_flight": self.limits.tests.peak,
-            "workers": self.limits.tests.limit,
-            "workers_max": int(self.shard.workers.max),
-            "qps": self.limits.qps,
-            "qps_max": self.shard.qps.max,
-            "requests": self.requests,
-            "rate_limited": self.rate_limited,
-            "retries": self.retries,
-            "stolen": self.stolen,
-            "dead": self.dead,
-        }
-
-
-class _ModelPool:
-    """The shards of one model: where idle workers look for work to steal."""
-
-    def __init__(self, states: list[ShardState]) -> None:
-        self.states = states
-        self.in_flight = 0
-        self._changed = asyncio.Event()
-        self._waiting = 0
-
-    def take(self, state: ShardState) -> WorkItem | None:
-        """The next item for a worker of `state`: its own queue first, else a sibling's surplus.
-
-        A sibling's surplus is the queued work it cannot start now (queue longer than its free
-        test slots; all of it when the shard is dead), so idle workers help a slow or dead shard
-        without racing a healthy sibling for work it is about to start.
-        """
-        if state.queue:
-            return state.queue.popleft()
-        donor = max(self.states, key=_surplus)
-        if _surplus(donor) > 0:
-            state.stolen += 1
-            return donor.queue.pop()
-        return None
-
-    @property
-    def queued(self) -> int:
-        return sum(len(s.queue) for s in self.states)
-
-    @property
-    def all_dead(self) -> bool:
-        return all(s.dead for s in self.states)
-
-    def notify(self) -> None:
-        if self._waiting:
-            self._changed.set()
-            self._changed = asyncio.Event()
-
-    async def wait(self) -> None:
-        self._waiting += 1
-        try:
-            await self._changed.wait()
-        finally:
-            self._waiting -= 1
-
-
-def _surplus(state: ShardState) -> int:
-    if state.dead is not None:
-        return len(state.queue)
-    slots = state.limits.tests
-    return len(state.queue) - max(0, slots.limit - slots.in_use)
 
 
 @dataclass(slots=True)
@@ -147,81 +57,6 @@ class RunSummary:
     @property
     def finished(self) -> int:
         return self.completed + self.infra_errors
-
-
-class _BoundChat:
-    """The chat function handed to `evaluate`: one shard's route, limits and retry loop."""
-
-    __slots__ = ("_deadline", "_engine", "_item", "_state", "requests", "retries")
-
-    def __init__(self, engine: Engine, state: ShardState, item: WorkItem, deadline: float) -> None:
-        self._engine = engine
-        self._state = state
-        self._item = item
-        self._deadline = deadline
-        self.requests = 0
-        self.retries = 0
-
-    async def __call__(self, messages: Sequence[Message], **params: Any) -> ChatResponse:
-        try:
-            return await self._attempt(messages, params)
-        except RequestError as error:
-            first_error = error
-        retrier = self._engine._retriers[self._state.shard.model]
-        return await retrier.call(
-            lambda: self._attempt(messages, params),
-            deadline=self._deadline,
-            on_retry=self._on_retry,
-            first_error=first_error,
-        )
-
-    async def _attempt(self, messages: Sequence[Message], params: dict[str, Any]) -> ChatResponse:
-        """One request: tokens first, then the HTTP call; 429s feed the shard's controller."""
-        state = self._state
-        limits = state.limits
-        if not limits.try_take_token():
-            await limits.take_token()
-        in_flight = limits.key_in_flight
-        if in_flight is not None:
-            await in_flight.acquire()
-        state.requests += 1
-        self.requests += 1
-        shard = state.shard
-        engine = self._engine
-        sent_at = time.monotonic()
-        try:
-            response, _ = await engine._client.complete(
-                shard.route,
-                shard.api_model,
-                engine._keys[shard.route.key_name],
-                messages,
-                request_timeout=engine._timeouts[shard.model],
-                **params,
-            )
-        except RequestError as error:
-            if error.kind == "rate_limit":
-                state.rate_limited += 1
-                limits.record_rate_limited(error.retry_after_s, sent_at)
-            raise
-        finally:
-            if in_flight is not None:
-                in_flight.release()
-        limits.record_success()
-        return response
-
-    def _on_retry(self, error: RequestError, attempt_no: int, delay_s: float) -> None:
-        self._state.retries += 1
-        self.retries += 1
-        log.debug(
-            "request_retrying",
-            model=self._state.shard.model,
-            shard=self._state.shard.name,
-            item=self._item.id,
-            attempt=attempt_no,
-            kind=error.kind,
-            status=error.status,
-            delay_s=round(delay_s, 3),
-        )
 
 
 class Engine:
@@ -252,7 +87,7 @@ class Engine:
         self._states: list[ShardState] = []
         self._stop = asyncio.Event()
         self._running = False
-        self._watchdog = _Watchdog()
+        self._watchdog = Watchdog()
 
     async def __aenter__(self) -> Engine:
         total_workers = sum(
@@ -347,7 +182,7 @@ class Engine:
             key_limits[name] = KeyLimits(spec.qps, burst, spec.max_in_flight)
 
         self._states = []
-        pools: dict[str, _ModelPool] = {}
+        pools: dict[str, ModelPool] = {}
         for sp in plan.shards:
             shard = sp.shard
             if shard.route.provider in self._base_urls:
@@ -358,12 +193,23 @@ class Engine:
             limits = ShardLimits(
                 shard.workers, shard.qps, shard.burst, key_limits[shard.route.key_name]
             )
-            self._states.append(ShardState(shard, limits, deque(sp.items), len(sp.items)))
+            self._states.append(
+                ShardState(
+                    shard,
+                    limits,
+                    deque(sp.items),
+                    len(sp.items),
+                    client=self._client,
+                    key=self._keys[shard.route.key_name],
+                    request_timeout=self._timeouts[shard.model],
+                    retrier=self._retriers[shard.model],
+                )
+            )
         by_model: dict[str, list[ShardState]] = {}
         for state in self._states:
             by_model.setdefault(state.shard.model, []).append(state)
         for model, states in by_model.items():
-            pools[model] = _ModelPool(states)
+            pools[model] = ModelPool(states)
 
         summary = RunSummary(planned=plan.total)
         emit = on_result or _discard
@@ -414,7 +260,7 @@ class Engine:
         )
         return summary
 
-    async def _wait(self, tasks: list[asyncio.Task[None]], pools: Mapping[str, _ModelPool]) -> None:
+    async def _wait(self, tasks: list[asyncio.Task[None]], pools: Mapping[str, ModelPool]) -> None:
         """Wait for the workers; after a stop request, give them `grace_s`, then cancel."""
         workers: asyncio.Future[Any] = asyncio.gather(*tasks)
         stop: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
@@ -438,7 +284,7 @@ class Engine:
             await asyncio.gather(workers, stop, return_exceptions=True)
 
     async def _worker(
-        self, state: ShardState, pool: _ModelPool, evaluate: Evaluate, deliver: OnResult
+        self, state: ShardState, pool: ModelPool, evaluate: Evaluate, deliver: OnResult
     ) -> None:
         slots = state.limits.tests
         while not self._stop.is_set() and state.dead is None:
@@ -480,13 +326,13 @@ class Engine:
                 return
 
     async def _run_one(
-        self, state: ShardState, pool: _ModelPool, item: WorkItem, evaluate: Evaluate
+        self, state: ShardState, pool: ModelPool, item: WorkItem, evaluate: Evaluate
     ) -> TestResult | None:
         """Run one test; None when the shard died under it and the item went back to the pool."""
         shard = state.shard
-        deadline_s = self._retriers[shard.model].policy.test_deadline_s
+        deadline_s = state.retrier.policy.test_deadline_s
         started = time.monotonic()
-        chat = _BoundChat(self, state, item, started + deadline_s)
+        chat = BoundChat(state, item, started + deadline_s)
         task = asyncio.current_task()
         assert task is not None
         self._watchdog.watch(task, started + deadline_s)
@@ -531,44 +377,7 @@ class Engine:
         return TestResult.infra_error(item, shard.name, reason, **_timing(chat, started))
 
 
-class _Watchdog:
-    """Cancels tests past their deadline: one periodic check for all tests, not a timer each.
-
-    A test is watched only while it awaits `evaluate`, so the cancellation always lands there.
-    """
-
-    def __init__(self) -> None:
-        self._deadlines: dict[asyncio.Task[Any], float] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
-
-    def watch(self, task: asyncio.Task[Any], deadline: float) -> None:
-        self._deadlines[task] = deadline
-
-    def forget(self, task: asyncio.Task[Any]) -> None:
-        self._deadlines.pop(task, None)
-        if task in self._expired:
-            self._expired.discard(task)
-            if task.cancelling():  # cancelled but evaluate finished first: undo our cancel
-                task.uncancel()
-
-    def expired(self, task: asyncio.Task[Any]) -> bool:
-        if task in self._expired:
-            self._expired.discard(task)
-            return True
-        return False
-
-    async def run(self, tick_s: float) -> None:
-        while True:
-            await asyncio.sleep(tick_s)
-            now = time.monotonic()
-            late = [t for t, deadline in self._deadlines.items() if deadline <= now]
-            for task in late:
-                del self._deadlines[task]
-                self._expired.add(task)
-                task.cancel()
-
-
-def _timing(chat: _BoundChat, started: float) -> dict[str, Any]:
+def _timing(chat: BoundChat, started: float) -> dict[str, Any]:
     return {
         "execution_time_s": round(time.monotonic() - started, 6),
         "requests": chat.requests,

@@ -1,0 +1,114 @@
+"""The live state of shards while a plan runs, and the pool idle workers steal work from."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+
+from .client import ChatClient
+from .limits import ShardLimits
+from .retry import Retrier
+from .types import Shard, WorkItem
+
+
+@dataclass(slots=True)
+class ShardState:
+    """Live counters of one shard, read by progress displays and the run summary."""
+
+    shard: Shard
+    limits: ShardLimits
+    queue: deque[WorkItem]
+    planned: int
+    #: what the shard's requests need: the session's client, the key, timeouts, retry policy
+    client: ChatClient
+    key: SecretStr
+    request_timeout: aiohttp.ClientTimeout
+    retrier: Retrier
+    done: int = 0
+    infra_errors: int = 0
+    in_flight: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    stolen: int = 0
+    dead: str | None = None
+    #: tests in a row that ended with retries exhausted on server or connection errors
+    failing_streak: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "model": self.shard.model,
+            "shard": self.shard.name,
+            "planned": self.planned,
+            "queued": len(self.queue),
+            "done": self.done,
+            "infra_errors": self.infra_errors,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.limits.tests.peak,
+            "workers": self.limits.tests.limit,
+            "workers_max": int(self.shard.workers.max),
+            "qps": self.limits.qps,
+            "qps_max": self.shard.qps.max,
+            "requests": self.requests,
+            "rate_limited": self.rate_limited,
+            "retries": self.retries,
+            "stolen": self.stolen,
+            "dead": self.dead,
+        }
+
+
+class ModelPool:
+    """The shards of one model: where idle workers look for work to steal."""
+
+    def __init__(self, states: list[ShardState]) -> None:
+        self.states = states
+        self.in_flight = 0
+        self._changed = asyncio.Event()
+        self._waiting = 0
+
+    def take(self, state: ShardState) -> WorkItem | None:
+        """The next item for a worker of `state`: its own queue first, else a sibling's surplus.
+
+        A sibling's surplus is the queued work it cannot start now (queue longer than its free
+        test slots; all of it when the shard is dead), so idle workers help a slow or dead shard
+        without racing a healthy sibling for work it is about to start.
+        """
+        if state.queue:
+            return state.queue.popleft()
+        donor = max(self.states, key=surplus)
+        if surplus(donor) > 0:
+            state.stolen += 1
+            return donor.queue.pop()
+        return None
+
+    @property
+    def queued(self) -> int:
+        return sum(len(s.queue) for s in self.states)
+
+    @property
+    def all_dead(self) -> bool:
+        return all(s.dead for s in self.states)
+
+    def notify(self) -> None:
+        if self._waiting:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def wait(self) -> None:
+        self._waiting += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._waiting -= 1
+
+
+def surplus(state: ShardState) -> int:
+    if state.dead is not None:
+        return len(state.queue)
+    slots = state.limits.tests
+    return len(state.queue) - max(0, slots.limit - slots.in_use)
