@@ -77,11 +77,16 @@ def main(argv: list[str]) -> int:
         print(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}", file=sys.stderr)
         return 2
     summary: dict[str, Any] = {"machine": machine(), "sections": {}}
+    latest = RESULTS / "latest.json"
+    if set(chosen) != set(SECTIONS) and latest.exists():
+        # a partial run updates its sections and keeps the others (each says when it ran)
+        summary["sections"] = orjson.loads(latest.read_bytes()).get("sections", {})
     for section in chosen:
         started = time.monotonic()
         print(f"== {section}", flush=True)
         data = importlib.import_module(SECTIONS[section]).run()
         data["bench_wall_s"] = round(time.monotonic() - started, 1)
+        data["measured_at"] = summary["machine"]["date"]
         summary["sections"][section] = data
         print(orjson.dumps(data).decode(), flush=True)
         if verdict := _verdict(section, data):
