@@ -389,6 +389,18 @@ def test_write_plot_for_every_dimension(tmp_path: Path, by: str) -> None:
     assert path.read_bytes()[:8] == PNG_SIGNATURE
 
 
+@pytest.mark.parametrize("metric", ["full_success_rate", "weighted_success_score"])
+def test_plot_of_another_metric(
+    out_dir: Path, tmp_path: Path, report: Callable[..., tuple[int, str, str]], metric: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    target = tmp_path / f"{metric}.png"
+    code, _, _ = report("--out", str(out_dir), "--plot", str(target), "--metric", metric)
+    assert code == 0 and target.read_bytes()[:8] == PNG_SIGNATURE
+    with pytest.raises(ValueError, match="unknown metric"):
+        write_plot(document(hand_made()), tmp_path / "x.png", metric="vibes")
+
+
 def test_plot_of_an_empty_database(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     write_plot(document([]), tmp_path / "empty.png")

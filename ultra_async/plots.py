@@ -33,10 +33,26 @@ def _matplotlib() -> tuple[ModuleType, ModuleType, ModuleType]:
     return mpl, figure, agg
 
 
+#: heatmap metrics (row fields in [0, 1]) and their titles
+METRICS: dict[str, str] = {
+    "success_rate": "success rate",
+    "full_success_rate": "full success rate",
+    "weighted_success_score": "weighted success score",
+    "avg_workflow_score": "mean workflow score",
+    "avg_final_score": "mean final score",
+    "tool_coverage_rate": "tool coverage",
+}
+
+
 def write_plot(
-    db: Mapping[str, Any], path: Path, by: str = "prompt_type", *, min_tests: int = 5
+    db: Mapping[str, Any],
+    path: Path,
+    by: str = "prompt_type",
+    *,
+    min_tests: int = 5,
+    metric: str = "success_rate",
 ) -> None:
-    """Write one PNG: success rate by model × `by` (heatmap) and error categories per model.
+    """Write one PNG: `metric` by model × `by` (heatmap) and error categories per model.
 
     Heatmap cells with fewer than `min_tests` completed tests are marked with `*`; cells with
     no completed test are grey. The bars are each category's share of a model's errors.
@@ -45,6 +61,8 @@ def write_plot(
     # report re-exports this function, so it is imported here rather than at the top.
     from .report import group_leaves, report_rows, sort_key
 
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     mpl, figure_module, agg = _matplotlib()
     rows = report_rows(db, by, min_tests)
     models = sorted({row["model"] for row in rows})
@@ -64,7 +82,7 @@ def write_plot(
             ax.set_axis_off()
     else:
         infra = sum(r["infra_errors"] for r in rows)
-        _heatmap(mpl, fig, heat_ax, rows, models, values, by, min_tests, infra)
+        _heatmap(mpl, fig, heat_ax, rows, models, values, by, min_tests, infra, metric)
         _error_bars(bar_ax, models, per_model)
     fig.savefig(Path(path), format="png", dpi=_DPI)
 
@@ -79,14 +97,16 @@ def _heatmap(
     by: str,
     min_tests: int,
     infra: int,
+    metric: str,
 ) -> None:
     cells = {(row["model"], row[by]): row for row in rows}
+    title = METRICS[metric]
     grid: list[list[float]] = []
     for model in models:
         line = []
         for value in values:
             row = cells.get((model, value))
-            line.append(row["success_rate"] if row and row["total"] else math.nan)
+            line.append(row[metric] if row and row["total"] else math.nan)
         grid.append(line)
     cmap = mpl.colormaps["RdYlGn"].with_extremes(bad="#d9d9d9")
     image = ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
@@ -95,18 +115,18 @@ def _heatmap(
             row = cells.get((model, value))
             if row is None:
                 continue
-            label = f"{row['success_rate']:.0%}" if row["total"] else "–"
+            label = f"{row[metric]:.0%}" if row["total"] else "–"
             label += "*" if row["few_tests"] else ""
             ax.text(x, y, label, ha="center", va="center", fontsize=9)
     ax.set_xticks(range(len(values)), labels=values, rotation=30, ha="right")
     ax.set_yticks(range(len(models)), labels=models)
     ax.set_xlabel(by.replace("_", " "))
     ax.set_title(
-        f"success rate by model × {by.replace('_', ' ')} "
+        f"{title} by model × {by.replace('_', ' ')} "
         f"(* fewer than {min_tests} tests; {infra} infra errors not counted)",
         fontsize=10,
     )
-    fig.colorbar(image, ax=ax, label="success rate", format="{x:.0%}")
+    fig.colorbar(image, ax=ax, label=title, format="{x:.0%}")
 
 
 def _error_bars(ax: Any, models: list[str], per_model: Mapping[str, Mapping[str, Any]]) -> None:

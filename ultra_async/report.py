@@ -27,7 +27,7 @@ from .db import EXIT_OK, EXIT_SCHEMA, EXIT_UNREADABLE
 from .dimensions import DIFFICULTIES, ERROR_CATEGORIES, PROMPT_TYPES, TASK_TYPES
 from .errors import DatabaseError
 from .export import iter_leaves
-from .plots import write_plot
+from .plots import METRICS, write_plot
 from .stats import DIMENSIONS, SCHEMA_VERSION, SHARE_FIELDS, new_vector, node_fields
 from .stats import vector_from_fields as _vector
 from .storage import DATABASE_FILE, JOURNAL_FILE, read_database
@@ -96,8 +96,15 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         type=Path,
         default=None,
-        help="also write a PNG: success-rate heatmap and error categories per model "
+        help="also write a PNG: a heatmap of --metric and error categories per model "
         "(needs matplotlib: pip install 'ultra_async[analysis]')",
+    )
+    parser.add_argument(
+        "--metric",
+        choices=tuple(METRICS),
+        default="success_rate",
+        help="what the heatmap shows (default: success_rate; full_success_rate and "
+        "weighted_success_score tell models apart more sharply)",
     )
     parser.add_argument(
         "--min-tests",
@@ -368,7 +375,7 @@ def run_report(args: argparse.Namespace) -> int:
         return EXIT_UNREADABLE
     if args.plot is not None:
         try:
-            write_plot(db, Path(args.plot), args.by, min_tests=args.min_tests)
+            write_plot(db, Path(args.plot), args.by, min_tests=args.min_tests, metric=args.metric)
         except ImportError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
