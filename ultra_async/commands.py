@@ -18,45 +18,10 @@ from .engine import Engine
 from .logs import configure_logging
 from .planner import MATRIX_OPTIONS, Plan
 from .progress import live_progress
+from .report import write_report
 from .runner import RunOptions, RunReport, run_evaluation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def summary_table(database: dict[str, Any]) -> Table:
-    """Per model and prompt type: tests, success rates, weighted/workflow scores, infra errors."""
-    table = Table(title="results by model and prompt type", title_justify="left")
-    for col in (
-        "model",
-        "prompt type",
-        "tests",
-        "success",
-        "full",
-        "partial",
-        "weighted",
-        "workflow",
-        "infra",
-    ):
-        table.add_column(
-            col, justify="left" if col in ("model", "prompt type") else "right", no_wrap=True
-        )
-    for model, node in sorted(database.get("models", {}).items()):
-        first = True
-        for prompt, pnode in sorted(node.get("by_prompt_type", {}).items()):
-            s = pnode.get("overall_stats", {})
-            table.add_row(
-                model if first else "",
-                prompt,
-                str(s.get("total", 0)),
-                f"{s.get('success_rate', 0):.0%}",
-                f"{s.get('full_success_rate', 0):.0%}",
-                f"{s.get('partial_success_rate', 0):.0%}",
-                f"{s.get('weighted_success_score', 0):.2f}",
-                f"{s.get('avg_workflow_score', 0):.2f}",
-                str(s.get("infra_errors", 0)),
-            )
-            first = False
-    return table
 
 
 def shard_table(report: RunReport) -> Table:
@@ -132,7 +97,8 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         console.print(shard_table(report))
     if report.database.exists():
-        console.print(summary_table(orjson.loads(report.database.read_bytes())))
+        # the same table `report` prints: one renderer for model × prompt type results
+        write_report(orjson.loads(report.database.read_bytes()), sys.stdout, "table")
     console.print(
         f"{summary.completed} tests completed, {summary.infra_errors} infra errors, "
         f"{report.skipped} already done before this run, {summary.wall_s:.1f}s; "
