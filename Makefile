@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 docs: $(STAMP)
-	$(PY) -c "from ultra_async.cli import reference_markdown; print(reference_markdown(), end='')" > docs/cli.md
+	$(PY) -c "from ultra_async.cli.main import reference_markdown; print(reference_markdown(), end='')" > docs/cli.md
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

@@ -15,10 +15,15 @@ from typing import Any
 
 import orjson
 
-from ultra_async.aggregator import Aggregator
-from ultra_async.dimensions import DIFFICULTIES, ERROR_CATEGORIES, PROMPT_TYPES, TASK_TYPES
-from ultra_async.dimensions import TOOL_SUCCESS_RATES as RATES
-from ultra_async.storage import JOURNAL_FILE
+from ultra_async.results.aggregator import Aggregator
+from ultra_async.results.storage import JOURNAL_FILE
+from ultra_async.suites.workflow.dimensions import (
+    DIFFICULTIES,
+    ERROR_CATEGORIES,
+    PROMPT_TYPES,
+    TASK_TYPES,
+)
+from ultra_async.suites.workflow.dimensions import TOOL_SUCCESS_RATES as RATES
 from ultra_async.types import TestResult, WorkItem
 
 MODELS = ("gpt-4o-mini", "gpt-5-mini", "DeepSeek-V3-0324", "kimi-k2", "qwen2.5-72b-instruct")

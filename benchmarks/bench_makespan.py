@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 from benchmarks._common import providers_file, sim_process
 from ultra_async.config import load_config
-from ultra_async.engine import Engine, RunSummary
+from ultra_async.engine.engine import Engine, RunSummary
 from ultra_async.logs import configure_logging
 from ultra_async.planner import Matrix, make_plan
 from ultra_async.sim import fake_secret

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from benchmarks._common import providers_file, sim_process, single_model_providers
 from ultra_async.config import load_config
-from ultra_async.engine import Engine
+from ultra_async.engine.engine import Engine
 from ultra_async.planner import Matrix, make_plan
 from ultra_async.sim import fake_secret
 from ultra_async.types import ChatFn, TestOutcome, WorkItem

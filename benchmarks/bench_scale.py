@@ -34,13 +34,13 @@ import orjson
 from pydantic import SecretStr
 
 from benchmarks._common import ROOT, providers_file, sim_process
-from ultra_async.aggregator import Aggregator
 from ultra_async.config import load_config
-from ultra_async.engine import Engine
+from ultra_async.engine.engine import Engine
 from ultra_async.logs import configure_logging
 from ultra_async.planner import build_matrix, make_plan, model_names
+from ultra_async.results.aggregator import Aggregator
+from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE
 from ultra_async.sim import fake_secret
-from ultra_async.storage import DATABASE_FILE, JOURNAL_FILE
 from ultra_async.types import ChatFn, TestOutcome, WorkItem
 
 ITEMS = 200_000

@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
-import ultra_async.aggregator as aggregator_module
+import ultra_async.results.aggregator as aggregator_module
 from tests.fixtures.factory import stream
 from tests.fixtures.waiting import until
-from ultra_async.aggregator import Aggregator
-from ultra_async.storage import DATABASE_FILE, JOURNAL_FILE, read_database
+from ultra_async.results.aggregator import Aggregator
+from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE, read_database
 
 Writer = Callable[..., int]
 REAL_WRITE = aggregator_module.atomic_write

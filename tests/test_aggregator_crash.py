@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.factory import infra, items, stream
-from ultra_async import db
-from ultra_async.aggregator import Aggregator
-from ultra_async.storage import DATABASE_FILE, read_database
+from ultra_async.results import db
+from ultra_async.results.aggregator import Aggregator
+from ultra_async.results.storage import DATABASE_FILE, read_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,7 @@ CHILD = """
 import asyncio, sys
 from pathlib import Path
 from tests.fixtures.factory import infra, items, stream
-from ultra_async.aggregator import Aggregator
+from ultra_async.results.aggregator import Aggregator
 
 async def main() -> None:
     async with Aggregator(Path(sys.argv[1]), buffer_size=3, flush_interval_s=0.05) as agg:

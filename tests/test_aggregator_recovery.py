@@ -13,10 +13,10 @@ import pytest
 
 from tests.fixtures.factory import completed, infra, items, stream
 from tests.fixtures.waiting import until
-from ultra_async import db
-from ultra_async.aggregator import Aggregator
 from ultra_async.errors import DatabaseError, StorageError
-from ultra_async.storage import (
+from ultra_async.results import db
+from ultra_async.results.aggregator import Aggregator
+from ultra_async.results.storage import (
     DATABASE_FILE,
     JOURNAL_FILE,
     Journal,

@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ultra_async.benchmark.executor import evaluate
-from ultra_async.benchmark.prompts import build_prompt
-from ultra_async.benchmark.tasks import select_task
 from ultra_async.config import Config
-from ultra_async.dimensions import PROMPT_TYPES, TASK_TYPES
 from ultra_async.sim.behaviour import (
     DEFAULT_PROFILE,
     PROFILES,
@@ -17,6 +13,10 @@ from ultra_async.sim.behaviour import (
     profile_for,
     respond,
 )
+from ultra_async.suites.workflow.dimensions import PROMPT_TYPES, TASK_TYPES
+from ultra_async.suites.workflow.executor import evaluate
+from ultra_async.suites.workflow.prompts import build_prompt
+from ultra_async.suites.workflow.tasks import select_task
 from ultra_async.types import ChatResponse, Message, TestOutcome, WorkItem
 
 STRONG, WEAK = "o3-0416-global", "qwen2.5-3b-instruct"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from ultra_async.benchmark.executor import evaluate, make_evaluate
-from ultra_async.benchmark.protocol import parse_feedback
-from ultra_async.benchmark.tasks import select_task
 from ultra_async.errors import InfraError
+from ultra_async.suites.workflow.executor import evaluate, make_evaluate
+from ultra_async.suites.workflow.protocol import parse_feedback
+from ultra_async.suites.workflow.tasks import select_task
 from ultra_async.types import ChatResponse, Message, WorkItem
 
 ITEM = WorkItem("any-model", "optimal", 0.8, "medium", "data_pipeline", 2)

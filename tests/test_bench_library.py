@@ -7,12 +7,12 @@ from collections import Counter
 
 import pytest
 
-from ultra_async.benchmark import generate
-from ultra_async.benchmark.search import default_index
-from ultra_async.benchmark.tasks import find_task, load_tasks, select_task, tasks_for
-from ultra_async.benchmark.tools import load_tools
-from ultra_async.dimensions import DIFFICULTIES, TASK_TYPES
 from ultra_async.errors import PlanError
+from ultra_async.suites.workflow import generate
+from ultra_async.suites.workflow.dimensions import DIFFICULTIES, TASK_TYPES
+from ultra_async.suites.workflow.search import default_index
+from ultra_async.suites.workflow.tasks import find_task, load_tasks, select_task, tasks_for
+from ultra_async.suites.workflow.tools import load_tools
 from ultra_async.types import WorkItem
 
 
@@ -69,7 +69,7 @@ def test_descriptions_are_unique_and_found_again() -> None:
 def test_shipped_tasks_equal_the_generator_output() -> None:
     from importlib import resources
 
-    shipped = resources.files("ultra_async.benchmark").joinpath("data/tasks.json").read_text()
+    shipped = resources.files("ultra_async.suites.workflow").joinpath("data/tasks.json").read_text()
     assert shipped == generate.render()
 
 

@@ -6,12 +6,12 @@ from collections import Counter
 
 import pytest
 
-from ultra_async.benchmark.flaws import FLAWS, inject_flaw
-from ultra_async.benchmark.prompts import build_prompt, parse_plan, render_plan
-from ultra_async.benchmark.tasks import Step, Task, load_tasks
-from ultra_async.benchmark.tools import load_tools
-from ultra_async.dimensions import FLAWED_PROMPT_TYPES, PROMPT_TYPES
 from ultra_async.errors import PlanError
+from ultra_async.suites.workflow.dimensions import FLAWED_PROMPT_TYPES, PROMPT_TYPES
+from ultra_async.suites.workflow.flaws import FLAWS, inject_flaw
+from ultra_async.suites.workflow.prompts import build_prompt, parse_plan, render_plan
+from ultra_async.suites.workflow.tasks import Step, Task, load_tasks
+from ultra_async.suites.workflow.tools import load_tools
 
 TASKS = load_tasks()
 LONG = next(t for t in TASKS if len(t.required_tools) == 7)

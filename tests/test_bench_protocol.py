@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ultra_async.benchmark.protocol import (
+from ultra_async.suites.workflow.protocol import (
     FORMAT_HELP,
     Action,
     feedback_message,
@@ -12,7 +12,7 @@ from ultra_async.benchmark.protocol import (
     result_feedback,
     search_feedback,
 )
-from ultra_async.benchmark.tools import load_tools
+from ultra_async.suites.workflow.tools import load_tools
 
 
 def test_all_tags_in_order_with_completion() -> None:

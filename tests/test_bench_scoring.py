@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ultra_async.benchmark.scoring import (
+from ultra_async.suites.workflow.scoring import (
     Call,
     Trace,
     executed_sequence,
@@ -13,7 +13,7 @@ from ultra_async.benchmark.scoring import (
     level,
     score,
 )
-from ultra_async.benchmark.tools import INVALID_PARAMETERS
+from ultra_async.suites.workflow.tools import INVALID_PARAMETERS
 
 REQ = ("a", "b", "c")
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from ultra_async.benchmark.tools import load_tools, simulate_call, success_probability
+from ultra_async.suites.workflow.tools import load_tools, simulate_call, success_probability
 
 
 class _Fixed(random.Random):

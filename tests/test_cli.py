@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tests.conftest import ROOT
-from ultra_async.cli import main
+from ultra_async.cli.main import main
 
 
 def test_plan_json_rows(capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,7 +111,7 @@ def test_help_for_each_command() -> None:
 
 
 def test_cli_reference_matches_help() -> None:
-    from ultra_async.cli import reference_markdown
+    from ultra_async.cli.main import reference_markdown
 
     current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert current == reference_markdown(), "docs/cli.md is stale: run `make docs`"

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from ultra_async import db
 from ultra_async.config import load_config
 from ultra_async.planner import build_matrix, make_plan
-from ultra_async.storage import JOURNAL_FILE, read_journal
+from ultra_async.results import db
+from ultra_async.results.storage import JOURNAL_FILE, read_journal
 
 GRACE_S = 2.0
 # Two shards of 15 requests per second against the simulator's matching limits; a test takes

@@ -10,10 +10,10 @@ import pytest
 from aioresponses import aioresponses
 from pydantic import SecretStr
 
-from ultra_async.client import ChatClient, classify_status, parse_retry_after
 from ultra_async.config import RetryPolicy
+from ultra_async.engine.client import ChatClient, classify_status, parse_retry_after
+from ultra_async.engine.retry import Retrier, backoff_delay_s
 from ultra_async.errors import InfraError, RequestError
-from ultra_async.retry import Retrier, backoff_delay_s
 from ultra_async.types import Route
 
 OPENAI = Route("p", "openai", "http://127.0.0.1:9/v1", "k0", "K0")
@@ -252,8 +252,8 @@ def test_parse_retry_after() -> None:
 
 
 def test_client_timeout_from_config() -> None:
-    from ultra_async.client import client_timeout
     from ultra_async.config import Timeouts
+    from ultra_async.engine.client import client_timeout
 
     short_read = client_timeout(Timeouts(connect_s=3, read_s=20, total_s=60))
     assert (short_read.sock_connect, short_read.sock_read, short_read.total) == (3, 20, 60)

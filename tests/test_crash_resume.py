@@ -16,8 +16,8 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.test_run_simulated import FAST
-from ultra_async.db import check, comparable
-from ultra_async.storage import read_journal
+from ultra_async.results.db import check, comparable
+from ultra_async.results.storage import read_journal
 
 INSTANCES = 14  # 3 models × 10 prompt types × 5 task types × 14 = 2,100 tests
 

@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from tests.fixtures.factory import stream
-from ultra_async.aggregator import Aggregator
-from ultra_async.db_cli import add_db_arguments, run_db
-from ultra_async.storage import DATABASE_FILE, JOURNAL_FILE
+from ultra_async.cli.db import add_db_arguments, run_db
+from ultra_async.results.aggregator import Aggregator
+from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -11,10 +11,11 @@ import orjson
 import pytest
 
 from tests.fixtures.factory import completed, infra, items, stream
-from ultra_async import db
-from ultra_async.aggregator import Aggregator
 from ultra_async.errors import DatabaseError
-from ultra_async.storage import DATABASE_FILE, JOURNAL_FILE, done_ids, read_database
+from ultra_async.results import db
+from ultra_async.results.aggregator import Aggregator
+from ultra_async.results.migrate import migrate
+from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE, done_ids, read_database
 from ultra_async.types import WorkItem
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -153,7 +154,7 @@ def test_rebuild_needs_a_journal_and_refuses_to_replace_an_old_database(tmp_path
 
 def test_migrate_a_schema_3_database(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "master_database_v3.json", tmp_path / DATABASE_FILE)
-    report = db.migrate(tmp_path)
+    report = migrate(tmp_path)
     new = database(tmp_path)
     assert new["version"] == "4.0" and new["created_at"] == "2025-08-14T09:12:44.118203"
     assert db.check_invariants(new) == []
@@ -176,20 +177,20 @@ def test_migrate_a_schema_3_database(tmp_path: Path) -> None:
 
 
 async def test_runs_after_a_migration_add_to_the_imported_counts(tmp_path: Path) -> None:
-    db.migrate(tmp_path, FIXTURES / "master_database_v3.json")
+    migrate(tmp_path, FIXTURES / "master_database_v3.json")
     async with Aggregator(tmp_path) as agg:
         for result in list(stream())[:5]:
             await agg.submit(result)
     assert database(tmp_path)["overall_stats"]["total"] == 35
     assert db.check(tmp_path).code == db.EXIT_OK
     with pytest.raises(DatabaseError, match="already holds imported"):
-        db.migrate(tmp_path, FIXTURES / "master_database_v3.json")
+        migrate(tmp_path, FIXTURES / "master_database_v3.json")
 
 
 def test_migrate_recovers_a_4_0_database_whose_journal_is_lost(out: Path) -> None:
     original = database(out)
     (out / JOURNAL_FILE).unlink()
-    report = db.migrate(out)
+    report = migrate(out)
     assert report.info["not_recovered"] == []
     migrated = database(out)
     assert migrated["overall_stats"] == original["overall_stats"]

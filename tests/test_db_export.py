@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from tests.fixtures.factory import stream
-from ultra_async.db import render
-from ultra_async.export import EXPORT_COLUMNS, leaf_rows, to_dataframe, write_csv
-from ultra_async.stats import DIMENSIONS, StatsTree
+from ultra_async.results.db import render
+from ultra_async.results.export import EXPORT_COLUMNS, leaf_rows, to_dataframe, write_csv
+from ultra_async.results.stats import DIMENSIONS, StatsTree
 
 
 def document() -> dict[str, Any]:

@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from ultra_async import db
-from ultra_async.aggregator import Aggregator
-from ultra_async.benchmark import make_evaluate
 from ultra_async.config import Config, load_config
-from ultra_async.engine import Engine, RunSummary
+from ultra_async.engine.engine import Engine, RunSummary
 from ultra_async.planner import Matrix, Plan, build_matrix, make_plan, model_names
+from ultra_async.results import db
+from ultra_async.results.aggregator import Aggregator
+from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE, read_database, read_journal
 from ultra_async.sim import FaultRule, RateRule, SimServer, sim_setup_from_config
-from ultra_async.storage import DATABASE_FILE, JOURNAL_FILE, read_database, read_journal
+from ultra_async.suites.workflow import make_evaluate
 
 TIMEOUT_S = 0.5
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ultra_async.limits import AdjustableLimiter, AdjustableSemaphore, AimdController
+from ultra_async.engine.limits import AdjustableLimiter, AdjustableSemaphore, AimdController
 from ultra_async.types import Range
 
 
@@ -120,7 +120,7 @@ async def test_limiter_burst_is_what_is_configured() -> None:
 
 
 async def test_try_take_token_takes_both_buckets_or_neither() -> None:
-    from ultra_async.limits import KeyLimits, ShardLimits
+    from ultra_async.engine.limits import KeyLimits, ShardLimits
 
     key = KeyLimits(qps=1.0, burst=1, max_in_flight=None)
     shard = ShardLimits(Range(2, 1, 2), Range(1, 1, 1), burst=2, key=key)

@@ -5,9 +5,9 @@ from collections import Counter
 import pytest
 
 from ultra_async.config import Config
-from ultra_async.dimensions import PROMPT_TYPES, TASK_TYPES
 from ultra_async.errors import PlanError
 from ultra_async.planner import build_matrix, build_shards, make_plan, parse_prompt_types
+from ultra_async.suites.workflow.dimensions import PROMPT_TYPES, TASK_TYPES
 from ultra_async.types import WorkItem
 
 

@@ -12,9 +12,9 @@ from rich.console import Console
 
 from tests.test_run_simulated import FAST
 from ultra_async.config import load_config
-from ultra_async.engine import Engine
+from ultra_async.engine.engine import Engine
 from ultra_async.planner import Plan
-from ultra_async.progress import live_progress, progress_table
+from ultra_async.report.progress import live_progress, progress_table
 from ultra_async.runner import RunOptions, run_evaluation
 
 

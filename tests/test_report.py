@@ -16,10 +16,7 @@ import pytest
 
 from tests.fixtures.factory import completed, infra
 from ultra_async.config import load_config
-from ultra_async.db import render
-from ultra_async.dimensions import ERROR_CATEGORIES
-from ultra_async.export import leaf_rows
-from ultra_async.report import (
+from ultra_async.report.tables import (
     REPORT_FIELDS,
     add_report_arguments,
     render_report,
@@ -27,9 +24,12 @@ from ultra_async.report import (
     run_report,
     write_plot,
 )
+from ultra_async.results.db import render
+from ultra_async.results.export import leaf_rows
+from ultra_async.results.stats import StatsTree
+from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE, read_database, read_journal
 from ultra_async.runner import RunOptions, run_evaluation
-from ultra_async.stats import StatsTree
-from ultra_async.storage import DATABASE_FILE, JOURNAL_FILE, read_database, read_journal
+from ultra_async.suites.workflow.dimensions import ERROR_CATEGORIES
 from ultra_async.types import TestResult, WorkItem
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

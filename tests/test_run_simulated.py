@@ -13,10 +13,10 @@ import pytest
 
 from tests.conftest import ROOT
 from ultra_async.config import Config, load_config
-from ultra_async.db import comparable
-from ultra_async.dimensions import PROMPT_TYPES
+from ultra_async.results.db import comparable
+from ultra_async.results.storage import read_journal
 from ultra_async.runner import RunOptions, run_evaluation
-from ultra_async.storage import read_journal
+from ultra_async.suites.workflow.dimensions import PROMPT_TYPES
 
 # the real models' names (so their skill profiles apply) with limits high enough for a test
 FAST = """

@@ -11,12 +11,12 @@ import pytest
 from pydantic import SecretStr
 
 from tests.loopback import Loopback, loopback_server
-from ultra_async.aggregator import Aggregator
 from ultra_async.config import load_config
-from ultra_async.engine import Engine
+from ultra_async.engine.engine import Engine
 from ultra_async.errors import InfraError
 from ultra_async.logs import configure_logging
 from ultra_async.planner import build_matrix, make_plan, model_names
+from ultra_async.results.aggregator import Aggregator
 from ultra_async.types import ChatFn, TestOutcome, WorkItem
 
 REVOKED = "sk-live-REVOKED-0123456789abcdef"

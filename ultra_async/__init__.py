@@ -1,9 +1,8 @@
 """ultra_async: large LLM evaluations against many rate-limited model APIs, in one event loop."""
 
-from .aggregator import Aggregator
 from .api import Results, load, run, run_async, run_blocking, run_sync
 from .config import Config, load_config
-from .engine import Engine, RunSummary
+from .engine.engine import Engine, RunSummary
 from .errors import (
     ConfigError,
     DatabaseError,
@@ -16,6 +15,7 @@ from .errors import (
 )
 from .naming import ModelNames, normalize_model_name
 from .planner import Matrix, Plan, build_matrix, build_shards, make_plan
+from .results.aggregator import Aggregator
 from .runner import RunOptions, RunReport, run_evaluation
 from .types import ChatFn, ChatResponse, Route, Shard, TestOutcome, TestResult, WorkItem
 

@@ -54,14 +54,14 @@ class Results:
 
     def to_dataframe(self) -> Any:
         """One row per leaf (model × prompt × rate × difficulty × task) as a pandas DataFrame."""
-        from .export import to_dataframe
+        from .results.export import to_dataframe
 
         return to_dataframe(self.data)
 
 
 def load(path: str | Path = "results") -> Results:
     """Load `master_database.json` from a results directory (or the file itself)."""
-    from .storage import DATABASE_FILE, read_database
+    from .results.storage import DATABASE_FILE, read_database
 
     file = Path(path)
     if file.is_dir():

@@ -6,7 +6,9 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .config import Config
-from .dimensions import (
+from .errors import PlanError
+from .naming import ModelNames
+from .suites.workflow.dimensions import (
     DEFAULT_DIFFICULTY,
     DEFAULT_TOOL_SUCCESS_RATE,
     DIFFICULTIES,
@@ -14,8 +16,6 @@ from .dimensions import (
     PROMPT_TYPES,
     TASK_TYPES,
 )
-from .errors import PlanError
-from .naming import ModelNames
 from .types import Route, Shard, WorkItem
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
-from .aggregator import Aggregator
 from .config import Config, load_config
-from .engine import Engine, RunSummary
+from .engine.engine import Engine, RunSummary
 from .planner import Plan, make_plan, matrix_from, model_names
+from .results.aggregator import Aggregator
 from .types import Evaluate, TestResult
 
 log = structlog.get_logger("ultra_async.runner")
@@ -127,12 +127,12 @@ async def run_evaluation(
         # fail before creating anything or sending a single request
         keys = config.resolve_keys(matrix.models)
     if evaluate is None:
-        from .benchmark import make_evaluate
+        from .suites.workflow import make_evaluate
 
         evaluate = make_evaluate(options.seed)
     out = Path(options.out)
     if options.fresh:
-        from .storage import fresh_start
+        from .results.storage import fresh_start
 
         fresh_start(out)
     names = model_names(config)

@@ -7,8 +7,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
-from .dimensions import rate_key
-
 Message = Mapping[str, Any]
 ApiKind = Literal["openai", "azure"]
 Outcome = Literal["completed", "infra_error"]
@@ -241,3 +239,8 @@ def _item_fields(item: WorkItem) -> dict[str, Any]:
 _OUTCOME_FIELDS = tuple(f.name for f in fields(TestOutcome))
 _RESULT_ORDER = tuple(f.name for f in fields(TestResult))
 _RESULT_FIELDS = frozenset(_RESULT_ORDER)
+
+
+def rate_key(rate: float) -> str:
+    """The database key of a tool success rate: the rate rounded, as a string (0.8 → "0.8")."""
+    return f"{round(rate, 4):g}"

@@ -9,7 +9,7 @@
 from pathlib import Path
 
 import ultra_async as ua
-from ultra_async.report import render_report, write_plot
+from ultra_async.report.tables import render_report, write_plot
 
 OUT = Path("results/notebook")
 

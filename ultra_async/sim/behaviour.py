@@ -14,11 +14,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ..benchmark.generate import subgoals
-from ..benchmark.prompts import PLAN_HEADER, TASK_HEADER, TOOLS_HEADER, format_call, parse_plan
-from ..benchmark.protocol import COMPLETED, Event, parse_feedback
-from ..benchmark.tasks import Step, Task, find_task
-from ..benchmark.tools import INVALID_PARAMETERS, load_tools
+from ..suites.workflow.generate import subgoals
+from ..suites.workflow.prompts import (
+    PLAN_HEADER,
+    TASK_HEADER,
+    TOOLS_HEADER,
+    format_call,
+    parse_plan,
+)
+from ..suites.workflow.protocol import COMPLETED, Event, parse_feedback
+from ..suites.workflow.tasks import Step, Task, find_task
+from ..suites.workflow.tools import INVALID_PARAMETERS, load_tools
 
 Mode = Literal["plan", "tools", "search"]
 MAX_RETRIES = 2

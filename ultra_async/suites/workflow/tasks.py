@@ -11,9 +11,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ..dimensions import DIFFICULTIES, TASK_TYPES
-from ..errors import PlanError
-from ..types import WorkItem
+from ...errors import PlanError
+from ...types import WorkItem
+from .dimensions import DIFFICULTIES, TASK_TYPES
 from .tools import load_tools
 
 
@@ -44,7 +44,11 @@ class Task:
 @cache
 def load_tasks() -> tuple[Task, ...]:
     """The shipped task library (loaded once)."""
-    text = resources.files("ultra_async.benchmark").joinpath("data/tasks.json").read_text("utf-8")
+    text = (
+        resources.files("ultra_async.suites.workflow")
+        .joinpath("data/tasks.json")
+        .read_text("utf-8")
+    )
     return tuple(
         Task(
             id=raw["id"],

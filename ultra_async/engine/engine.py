@@ -18,19 +18,19 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
+from ..config import Config
+from ..errors import ConfigError, InfraError
+from ..logs import register_secret
+from ..planner import Plan, build_shards
+from ..types import Evaluate, TestResult, WorkItem
 from .chat import BoundChat
 from .client import ChatClient, client_timeout
-from .config import Config
-from .errors import ConfigError, InfraError
 from .limits import KeyLimits, ShardLimits
-from .logs import register_secret
-from .planner import Plan, build_shards
 from .retry import Retrier
 from .shards import ModelPool, ShardState
-from .types import Evaluate, TestResult, WorkItem
 from .watchdog import Watchdog
 
-log = structlog.get_logger("ultra_async.engine")
+log = structlog.get_logger("ultra_async.engine.engine")
 
 OnResult = Callable[[TestResult], Awaitable[None]]
 

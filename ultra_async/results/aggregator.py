@@ -13,9 +13,10 @@ from typing import Any, Literal, TypeVar
 import orjson
 import structlog
 
-from .errors import DatabaseError, StorageError
+from ..errors import DatabaseError, StorageError
+from ..naming import ModelNames
+from ..types import TestResult
 from .export import DatabaseDocument
-from .naming import ModelNames
 from .stats import INFRA, SCHEMA_VERSION, TOTAL, Snapshot, StatsTree, invalid_reason
 from .storage import (
     DATABASE_FILE,
@@ -30,10 +31,9 @@ from .storage import (
     set_aside,
     timestamp,
 )
-from .types import TestResult
 
 FsyncPolicy = Literal["batch", "always", "never"]
-log = structlog.get_logger("ultra_async.aggregator")
+log = structlog.get_logger("ultra_async.results.aggregator")
 
 _T = TypeVar("_T")
 _STOP: Any = object()

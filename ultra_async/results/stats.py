@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from operator import add
 from typing import Any
 
-from .dimensions import ERROR_CATEGORIES, rate_key
-from .naming import ModelNames
-from .types import TestResult
+from ..naming import ModelNames
+from ..suites.workflow.dimensions import ERROR_CATEGORIES, rate_key
+from ..types import TestResult
 
 SCHEMA_VERSION = "4.0"
 #: fixed-point unit of every stored sum: 1e-9 is far below any score or timing resolution
@@ -328,56 +328,3 @@ class StatsTree:
 
 
 _ZERO: Frozen = (0,) * WIDTH
-
-
-def _number(leaf: Mapping[str, Any], *names: str) -> float | None:
-    for name in names:
-        value = leaf.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return value
-    return None
-
-
-def v3_leaf_vector(leaf: Mapping[str, Any]) -> tuple[list[int], list[str], list[str]]:
-    """Convert a schema-3.0 leaf: (vector, fields it lacked, notes on guesses made).
-
-    3.0 spelled counts `success`/`successful`, `partial`, `failed` and often left counters
-    out; missing counters are 0. Means become sums (mean × total), as exact as they were
-    stored; a missing mean cannot be recovered and contributes 0.
-    """
-    vector, missing, notes = new_vector(), [], []
-    success = _number(leaf, "success", "successful")
-    partial = int(_number(leaf, "partial_success", "partial") or 0)
-    full = _number(leaf, "full_success")
-    failed = _number(leaf, "failure", "failed", "failures")
-    total = _number(leaf, "total", "total_tests")
-    if full is None:
-        full = success or 0
-        # Some 3.0 writers counted partial successes inside `success`; the totals tell which.
-        if (
-            success is not None
-            and total is not None
-            and failed is not None
-            and success + failed == total
-            and success + partial + failed != total
-        ):
-            full = success - partial
-            notes.append("`success` included partial successes")
-    if failed is None:
-        failed = max(0, (total or 0) - full - partial)
-    if total is not None and full + partial + failed != total:
-        notes.append(f"counts disagreed with total={total:g}; total set to their sum")
-    vector[FULL], vector[PARTIAL], vector[FAILURE] = int(full), partial, int(failed)
-    vector[TOTAL] = int(full) + partial + int(failed)
-    for i, name in enumerate(COUNTER_FIELDS):
-        if i > INFRA:
-            value = _number(leaf, name)
-            vector[i] = int(value or 0)
-            if value is None:
-                missing.append(name)
-    for i, (mean, _, _) in enumerate(MEANS):
-        value = _number(leaf, mean)
-        vector[SUM0 + i] = round(value * vector[TOTAL] * SCALE) if value is not None else 0
-        if value is None:
-            missing.append(mean)
-    return vector, missing, notes

@@ -14,8 +14,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .dimensions import ERROR_CATEGORIES
-from .stats import node_fields
+from ..results.stats import node_fields
+from ..suites.workflow.dimensions import ERROR_CATEGORIES
+from .rows import group_leaves, report_rows, sort_key
 
 INSTALL_HINT = "install the analysis extra: pip install 'ultra_async[analysis]'"
 _DPI = 120
@@ -58,9 +59,6 @@ def write_plot(
     no completed test are grey. The bars are each category's share of a model's errors.
     Needs matplotlib (ImportError naming the extra to install otherwise).
     """
-    # report re-exports this function, so it is imported here rather than at the top.
-    from .report import group_leaves, report_rows, sort_key
-
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     mpl, figure_module, agg = _matplotlib()

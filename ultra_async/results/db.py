@@ -7,7 +7,6 @@ Exit codes of `check` (also used by `python -m ultra_async db check`), lowest pr
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shutil
 from collections.abc import Iterator, Mapping
@@ -17,15 +16,21 @@ from typing import Any
 
 import orjson
 
-from .dimensions import rate_key
-from .errors import DatabaseError
+from ..errors import DatabaseError
+from ..exitcodes import (
+    EXIT_INVARIANTS,
+    EXIT_JOURNAL,
+    EXIT_MISMATCH,
+    EXIT_OK,
+    EXIT_SCHEMA,
+    EXIT_UNREADABLE,
+)
+from ..naming import ModelNames
+from ..types import TestResult
 from .export import DatabaseDocument
-from .naming import ModelNames
 from .stats import (
     COUNTER_FIELDS,
     ERROR_FIELDS,
-    EXACT_FIELDS,
-    IMPORTED_LEAF,
     LEAF_DEPTH,
     LEVEL_KEYS,
     MEANS,
@@ -33,14 +38,10 @@ from .stats import (
     SCHEMA_VERSION,
     TOTAL,
     StatsTree,
-    node_fields,
-    v3_leaf_vector,
-    vector_from_fields,
 )
 from .storage import (
     DATABASE_FILE,
     JOURNAL_FILE,
-    Journal,
     JournalScan,
     atomic_write,
     ensure_unlocked,
@@ -50,14 +51,6 @@ from .storage import (
     set_aside,
     timestamp,
 )
-from .types import TestResult
-
-EXIT_OK = 0
-EXIT_UNREADABLE = 3
-EXIT_SCHEMA = 4
-EXIT_INVARIANTS = 5
-EXIT_MISMATCH = 6
-EXIT_JOURNAL = 7
 
 _SUM_FIELDS = tuple(s for _, s, _ in MEANS)
 #: fields that legitimately differ between two runs with the same results
@@ -329,97 +322,3 @@ def repair(out_dir: Path) -> Report:
     report.actions += rebuilt.actions
     report.info.update(rebuilt.info)
     return report
-
-
-def migrate(
-    out_dir: Path, source: Path | None = None, *, names: ModelNames | None = None
-) -> Report:
-    """Import an older database (schema 3.0, or a 4.0 one whose journal is lost) into `out_dir`.
-
-    Its leaves become `imported_leaf` journal lines, so the database stays a pure function of
-    the journal and later runs add to the imported counts. A source inside `out_dir` is kept
-    beside it under a new name; nothing is deleted.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    journal, db_path = out_dir / JOURNAL_FILE, out_dir / DATABASE_FILE
-    source = Path(source) if source is not None else db_path
-    old = read_database(source)
-    version = str(old.get("version", "3.0"))
-    if not version.startswith(("3", "4")):
-        raise DatabaseError(f"{source} has schema {version!r}; only 3.x and 4.0 can be migrated")
-    ensure_unlocked(journal)
-    tree, scan = load_tree(out_dir, names)
-    raise_if_damaged(journal, scan)
-    if tree.snapshot().imports:
-        raise DatabaseError(
-            f"{journal} already holds imported statistics; migrate into an empty --out directory"
-        )
-    if version == SCHEMA_VERSION and source.resolve() == db_path.resolve() and scan.records:
-        raise DatabaseError(f"{db_path} is already 4.0 and backed by its journal; nothing to do")
-    report, now = Report(), timestamp()
-    lines: list[bytes] = []
-    missing: dict[str, int] = {}
-    for path, leaf in _old_leaves(old, report):
-        lacking: list[str] = []
-        notes: list[str] = []
-        if version == SCHEMA_VERSION:
-            vector = vector_from_fields(leaf)
-        else:
-            vector, lacking, notes = v3_leaf_vector(leaf)
-        for name in lacking:
-            missing[name] = missing.get(name, 0) + 1
-        report.problems += [f"{'/'.join(path)}: {note}" for note in notes]
-        stats = {k: v for k, v in node_fields(vector).items() if k in EXACT_FIELDS}
-        record = {
-            "record": IMPORTED_LEAF,
-            "source": str(source.resolve()),
-            "from_version": version,
-            "imported_at": now,
-            "path": list(path),
-            "stats": stats,
-        }
-        lines.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
-    if source.resolve() == db_path.resolve():
-        report.actions.append(f"kept the old database as {set_aside(db_path, f'v{version}')}")
-    j = Journal.open(journal)
-    try:
-        j.append(b"".join(lines))
-        j.sync()
-    finally:
-        j.close()
-    tree, _ = load_tree(out_dir, names)
-    atomic_write(db_path, render(tree, str(old.get("created_at") or now)))
-    report.actions.append(f"imported {len(lines)} leaves into {journal} and wrote {db_path}")
-    by_count: dict[int, list[str]] = {}
-    for name, count in missing.items():
-        by_count.setdefault(count, []).append(name)
-    report.info["not_recovered"] = [
-        f"{', '.join(fields)} (absent in {count} of {len(lines)} leaves; counted as 0)"
-        for count, fields in sorted(by_count.items(), reverse=True)
-    ]
-    report.info.update(leaves=len(lines), total=tree.nodes[()][TOTAL])
-    return report
-
-
-def _old_leaves(old: Mapping[str, Any], report: Report) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """(path, leaf) of every leaf in an older database, rate keys normalized."""
-
-    def walk(node: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
-        if len(path) == LEAF_DEPTH:
-            yield path, node
-            return
-        children = node.get(LEVEL_KEYS[len(path)]) if isinstance(node, Mapping) else None
-        if not isinstance(children, Mapping):
-            if path:
-                report.problems.append(f"{_name(path)}: no {LEVEL_KEYS[len(path)]}; skipped")
-            return
-        for name in sorted(children):
-            key = str(name)
-            if len(path) == 2:
-                with contextlib.suppress(ValueError):
-                    key = rate_key(float(name))
-            if isinstance(children[name], Mapping):
-                yield from walk(children[name], (*path, key))
-
-    yield from walk(old, ())

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
 
-from .types import Range
+from ..types import Range
 
 Clock = Callable[[], float]
 

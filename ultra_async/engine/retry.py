@@ -15,11 +15,11 @@ from typing import TypeVar
 
 import structlog
 
-from .config import RetryPolicy
-from .errors import InfraError, RequestError
+from ..config import RetryPolicy
+from ..errors import InfraError, RequestError
 
 T = TypeVar("T")
-log = structlog.get_logger("ultra_async.retry")
+log = structlog.get_logger("ultra_async.engine.retry")
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]

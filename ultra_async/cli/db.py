@@ -1,8 +1,8 @@
 """The `db` command: check, rebuild, repair, migrate and export the master database.
 
-Exit codes: `check` returns the codes documented in `ultra_async.db` (0 consistent, 3 database
-unreadable, 4 schema, 5 invariants, 6 disagrees with the journal, 7 journal damaged); the other
-actions return 0 on success and 1 when they could not do their job.
+Exit codes: `check` returns the codes of `ultra_async.exitcodes` (0 consistent, 3 database
+unreadable, 4 schema, 5 invariants, 6 disagrees with the journal, 7 journal damaged); the
+other actions return 0 on success and 1 when they could not do their job.
 """
 
 from __future__ import annotations
@@ -12,12 +12,20 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from . import db
-from .errors import UltraAsyncError
-from .export import write_csv, write_jsonl
-from .storage import DATABASE_FILE, read_database
-
-EXIT_FAILED = 1
+from ..errors import UltraAsyncError
+from ..exitcodes import (
+    EXIT_FAILED,
+    EXIT_INVARIANTS,
+    EXIT_JOURNAL,
+    EXIT_MISMATCH,
+    EXIT_OK,
+    EXIT_SCHEMA,
+    EXIT_UNREADABLE,
+)
+from ..results import db
+from ..results.export import write_csv, write_jsonl
+from ..results.migrate import migrate
+from ..results.storage import DATABASE_FILE, read_database
 
 _ACTIONS = {
     "check": "validate the database: JSON, schema, invariants, agreement with the journal",
@@ -66,13 +74,13 @@ def run_db(args: argparse.Namespace) -> int:
             "check": lambda: db.check(args.out),
             "rebuild": lambda: db.rebuild(args.out),
             "repair": lambda: db.repair(args.out),
-            "migrate": lambda: db.migrate(args.out, args.source),
+            "migrate": lambda: migrate(args.out, args.source),
         }[args.db_action]()
     except UltraAsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     _print(args.db_action, args.out, report, sys.stdout)
-    return report.code if args.db_action == "check" else db.EXIT_OK
+    return report.code if args.db_action == "check" else EXIT_OK
 
 
 def _print(action: str, out: Path, report: db.Report, stream: TextIO) -> None:
@@ -82,7 +90,7 @@ def _print(action: str, out: Path, report: db.Report, stream: TextIO) -> None:
         print(f"{'problem' if action == 'check' else 'note'}: {problem}", file=stream)
     for line in report.info.get("not_recovered", []):
         print(f"not recovered: {line}", file=stream)
-    if action == "check" and report.code == db.EXIT_OK:
+    if action == "check" and report.code == EXIT_OK:
         records, total = report.info.get("journal_records", 0), report.info.get("total", 0)
         print(f"ok: {out / DATABASE_FILE} agrees with its journal", file=stream)
         print(f"{records} journal records, {total} tests", file=stream)
@@ -91,11 +99,11 @@ def _print(action: str, out: Path, report: db.Report, stream: TextIO) -> None:
 
 
 _CODES = {
-    db.EXIT_UNREADABLE: "database missing or not valid JSON; run `db repair`",
-    db.EXIT_SCHEMA: "database has the wrong schema; run `db migrate` (3.0) or `db rebuild`",
-    db.EXIT_INVARIANTS: "statistics are inconsistent; run `db rebuild`",
-    db.EXIT_MISMATCH: "database disagrees with the journal; run `db rebuild`",
-    db.EXIT_JOURNAL: "journal is damaged; run `db repair`",
+    EXIT_UNREADABLE: "database missing or not valid JSON; run `db repair`",
+    EXIT_SCHEMA: "database has the wrong schema; run `db migrate` (3.0) or `db rebuild`",
+    EXIT_INVARIANTS: "statistics are inconsistent; run `db rebuild`",
+    EXIT_MISMATCH: "database disagrees with the journal; run `db rebuild`",
+    EXIT_JOURNAL: "journal is damaged; run `db repair`",
 }
 
 
@@ -108,4 +116,4 @@ def _export(args: argparse.Namespace) -> int:
         with open(args.output, "w", encoding="utf-8", newline="") as stream:
             rows = write(document, stream)
     print(f"exported {rows} leaves", file=sys.stderr)
-    return db.EXIT_OK
+    return EXIT_OK

@@ -15,14 +15,14 @@ from typing import Any
 import orjson
 import structlog
 
-from .errors import DatabaseError, StorageError
+from ..errors import DatabaseError, StorageError
+from ..types import TestResult
 from .stats import IMPORTED_LEAF, invalid_reason
-from .types import TestResult
 
 DATABASE_FILE = "master_database.json"
 JOURNAL_FILE = "results.jsonl"
 
-log = structlog.get_logger("ultra_async.storage")
+log = structlog.get_logger("ultra_async.results.storage")
 
 
 def timestamp() -> str:

@@ -7,7 +7,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from ..types import ChatFn, Evaluate, TestOutcome, WorkItem
+from ...types import ChatFn, Evaluate, TestOutcome, WorkItem
 from .prompts import MAX_TURNS, build_prompt
 from .protocol import (
     FORMAT_HELP,

@@ -13,15 +13,14 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from .config import Settings
-from .engine import Engine
-from .logs import configure_logging
-from .planner import MATRIX_OPTIONS, Plan
-from .progress import live_progress
-from .report import write_report
-from .runner import RunOptions, RunReport, run_evaluation
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from ..config import Settings
+from ..engine.engine import Engine
+from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ..logs import configure_logging
+from ..planner import MATRIX_OPTIONS, Plan
+from ..report.progress import live_progress
+from ..report.tables import write_report
+from ..runner import RunOptions, RunReport, run_evaluation
 
 
 def shard_table(report: RunReport) -> Table:

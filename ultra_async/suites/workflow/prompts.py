@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..dimensions import FLAWED_PROMPT_TYPES, PROMPT_TYPES
-from ..errors import PlanError
+from ...errors import PlanError
+from .dimensions import FLAWED_PROMPT_TYPES, PROMPT_TYPES
 from .flaws import inject_flaw
 from .tasks import Step, Task
 from .tools import load_tools

@@ -8,11 +8,11 @@ from typing import Any
 
 import structlog
 
-from .errors import RequestError
+from ..errors import RequestError
+from ..types import ChatResponse, Message, WorkItem
 from .shards import ShardState
-from .types import ChatResponse, Message, WorkItem
 
-log = structlog.get_logger("ultra_async.engine")
+log = structlog.get_logger("ultra_async.engine.engine")
 
 
 class BoundChat:

@@ -16,14 +16,10 @@ from typing import Any
 
 import orjson
 
-from .config import Config, Settings, load_config
-from .errors import ConfigError, PlanError, UltraAsyncError
-from .planner import Plan, make_plan, matrix_from
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+from ..config import Config, Settings, load_config
+from ..errors import ConfigError, PlanError, UltraAsyncError
+from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ..planner import Plan, make_plan, matrix_from
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -228,7 +224,7 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
     )
 
     def handler(args: argparse.Namespace) -> int:
-        from .commands import run_command
+        from .run import run_command
 
         return run_command(args)
 
@@ -237,7 +233,7 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
 
 @command("report", "success, scores and errors by model × prompt type, difficulty, rate or task")
 def _report(parser: argparse.ArgumentParser) -> Handler:
-    from .report import add_report_arguments, run_report
+    from ..report.tables import add_report_arguments, run_report
 
     add_report_arguments(parser)
     return run_report
@@ -245,7 +241,7 @@ def _report(parser: argparse.ArgumentParser) -> Handler:
 
 @command("db", "check, rebuild, repair, migrate or export the results database")
 def _db(parser: argparse.ArgumentParser) -> Handler:
-    from .db_cli import add_db_arguments, run_db
+    from .db import add_db_arguments, run_db
 
     add_db_arguments(parser)
     return run_db
@@ -253,7 +249,7 @@ def _db(parser: argparse.ArgumentParser) -> Handler:
 
 @command("serve-sim", "run the embedded OpenAI/Azure-compatible simulator standalone")
 def _serve_sim(parser: argparse.ArgumentParser) -> Handler:
-    from .sim import add_serve_sim_arguments, run_serve_sim
+    from ..sim import add_serve_sim_arguments, run_serve_sim
 
     _add_providers(parser)
     add_serve_sim_arguments(parser, providers_option=False)

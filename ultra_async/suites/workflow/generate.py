@@ -1,6 +1,6 @@
 """Deterministic generator of the shipped task library: `data/recipes.json` → `data/tasks.json`.
 
-Run `python -m ultra_async.benchmark.generate` to rewrite `tasks.json`; a test checks that the
+Run `python -m ultra_async.suites.workflow.generate` to rewrite `tasks.json`; a test checks that the
 shipped file equals this generator's output, so the two never drift apart.
 """
 
@@ -15,13 +15,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..dimensions import DIFFICULTIES, TASK_TYPES
+from .dimensions import DIFFICULTIES, TASK_TYPES
 from .tools import Tool, load_tools
 
 
 def load_recipes() -> dict[str, Any]:
     """The authoring data: lengths, subjects, one phrase per tool, and pipelines per task type."""
-    text = resources.files("ultra_async.benchmark").joinpath("data/recipes.json").read_text("utf-8")
+    text = (
+        resources.files("ultra_async.suites.workflow")
+        .joinpath("data/recipes.json")
+        .read_text("utf-8")
+    )
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -125,7 +125,11 @@ def _tool_from_json(raw: Mapping[str, Any]) -> Tool:
 @cache
 def load_tools() -> dict[str, Tool]:
     """The shipped tool registry, by name, in file order (loaded once)."""
-    text = resources.files("ultra_async.benchmark").joinpath("data/tools.json").read_text("utf-8")
+    text = (
+        resources.files("ultra_async.suites.workflow")
+        .joinpath("data/tools.json")
+        .read_text("utf-8")
+    )
     return {t.name: t for t in map(_tool_from_json, json.loads(text)["tools"])}
 
 

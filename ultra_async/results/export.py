@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import orjson
 
-from .errors import DatabaseError
+from ..errors import DatabaseError
 from .stats import (
     DIMENSIONS,
     INFRA,

@@ -10,10 +10,10 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
+from ..types import Shard, WorkItem
 from .client import ChatClient
 from .limits import ShardLimits
 from .retry import Retrier
-from .types import Shard, WorkItem
 
 
 @dataclass(slots=True)

@@ -17,9 +17,9 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from .config import Timeouts
-from .errors import RequestError
-from .types import ChatResponse, Message, Route
+from ..config import Timeouts
+from ..errors import RequestError
+from ..types import ChatResponse, Message, Route
 
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524, 529})
 

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .engine import Engine
-from .planner import Plan
+from ..engine.engine import Engine
+from ..planner import Plan
 
 
 def _fmt_eta(seconds: float | None) -> str:

@@ -1,0 +1,1 @@
+"""The one writer and what it writes: journal, statistics, database, checks, migration, export."""

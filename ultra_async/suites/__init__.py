@@ -1,0 +1,1 @@
+"""What is evaluated: the built-in workflow benchmark and other suites."""
