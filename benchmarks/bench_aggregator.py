@@ -24,7 +24,8 @@ from ultra_async.suites.workflow.dimensions import (
     TASK_TYPES,
 )
 from ultra_async.suites.workflow.dimensions import TOOL_SUCCESS_RATES as RATES
-from ultra_async.types import TestResult, WorkItem
+from ultra_async.suites.workflow.item import WorkflowItem as WorkItem
+from ultra_async.types import TestResult
 
 MODELS = ("gpt-4o-mini", "gpt-5-mini", "DeepSeek-V3-0324", "kimi-k2", "qwen2.5-72b-instruct")
 PRODUCERS = 8
@@ -50,12 +51,19 @@ def _result(row: Row) -> TestResult:
     (item_id, model, prompt, rate, difficulty, task, instance, level, error, seconds,
      workflow, phase2, quality, final, coverage, turns, calls, tokens_in, tokens_out,
      ) = row  # fmt: skip
+    labels = {
+        "prompt_type": prompt,
+        "tool_success_rate": f"{rate:g}",
+        "difficulty": difficulty,
+        "task_type": task,
+    }
     return TestResult(
-        item_id, model, prompt, rate, difficulty, task, instance, f"{model}-2", "completed",
-        execution_time_s=seconds, requests=3, success_level=level, workflow_score=workflow,
-        phase2_score=phase2, quality_score=quality, final_score=final, turns=turns,
-        tool_calls=calls, tool_coverage_rate=coverage, error_category=error,
-        input_tokens=tokens_in, output_tokens=tokens_out,
+        item_id, model, item_id[len(model) + 1 : item_id.rindex("/")], instance, labels,
+        f"{model}-2", "completed", execution_time_s=seconds, requests=3, success_level=level,
+        score=final, metrics={"workflow_score": workflow, "phase2_score": phase2,
+        "quality_score": quality, "final_score": final, "turns": turns, "tool_calls": calls,
+        "tool_coverage_rate": coverage}, error_category=error, input_tokens=tokens_in,
+        output_tokens=tokens_out,
     )  # fmt: skip
 
 

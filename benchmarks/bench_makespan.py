@@ -34,7 +34,11 @@ from ultra_async.engine.engine import Engine, RunSummary
 from ultra_async.logs import configure_logging
 from ultra_async.planner import Matrix, make_plan
 from ultra_async.sim import fake_secret
-from ultra_async.types import ChatFn, TestOutcome, WorkItem
+from ultra_async.suites.workflow.suite import workflow_cases
+from ultra_async.types import ChatFn, Outcome, WorkItem
+
+#: the default workflow cells: optimal × 0.8 × easy × the five task types
+WORKFLOW_CASES = tuple(workflow_cases())
 
 QPS = 50.0
 SHARDS = 3
@@ -75,7 +79,7 @@ models:
 """
 
 
-async def three_requests(item: WorkItem, chat: ChatFn) -> TestOutcome:
+async def three_requests(item: WorkItem, chat: ChatFn) -> Outcome:
     messages: list[dict[str, str]] = [{"role": "user", "content": item.id}]
     for turn in range(REQUESTS_PER_TEST):
         reply = await chat(messages)
@@ -83,12 +87,12 @@ async def three_requests(item: WorkItem, chat: ChatFn) -> TestOutcome:
             {"role": "assistant", "content": reply.content},
             {"role": "user", "content": f"turn {turn + 1}"},
         ]
-    return TestOutcome(success_level="full_success", turns=REQUESTS_PER_TEST)
+    return Outcome(success_level="full_success", metrics={"turns": REQUESTS_PER_TEST})
 
 
 async def drive(providers: Path, base_url: str) -> tuple[RunSummary, float]:
     config = load_config(providers)
-    plan = make_plan(config, Matrix(MODELS, instances=INSTANCES))
+    plan = make_plan(config, Matrix(MODELS, WORKFLOW_CASES, instances=INSTANCES))
     keys = {name: SecretStr(fake_secret(name)) for name in config.data.keys}
     base_urls = {"lab": base_url + "/v1", "az": base_url}
     async with Engine(config, keys=keys, base_urls=base_urls) as engine:

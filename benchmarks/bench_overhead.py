@@ -20,7 +20,7 @@ from ultra_async.config import load_config
 from ultra_async.engine.engine import Engine
 from ultra_async.planner import Matrix, make_plan
 from ultra_async.sim import fake_secret
-from ultra_async.types import ChatFn, TestOutcome, WorkItem
+from ultra_async.types import ChatFn, Outcome, WorkItem
 
 TESTS = 6000
 CONCURRENCY = 64
@@ -49,9 +49,9 @@ async def bare_loop(base_url: str, key: str, tests: int) -> float:
         return tests / (time.perf_counter() - started)
 
 
-async def trivial_evaluate(item: WorkItem, chat: ChatFn) -> TestOutcome:
+async def trivial_evaluate(item: WorkItem, chat: ChatFn) -> Outcome:
     response = await chat(MESSAGES)
-    return TestOutcome(success_level="full_success", output_tokens=response.output_tokens)
+    return Outcome(success_level="full_success", output_tokens=response.output_tokens)
 
 
 async def engine_loop(providers: Any, base_url: str, tests: int) -> tuple[float, int]:

@@ -31,7 +31,7 @@ from ultra_async.engine.engine import Engine
 from ultra_async.logs import configure_logging
 from ultra_async.planner import Matrix, make_plan
 from ultra_async.sim import fake_secret
-from ultra_async.types import ChatFn, TestOutcome, WorkItem
+from ultra_async.types import ChatFn, Outcome, WorkItem
 
 LATENCY_MS = 50.0
 TESTS = 5000
@@ -84,9 +84,9 @@ async def rtt_floor_ms(base_url: str, key: str, requests: int) -> float:
     return statistics.median(times[1:]) * 1000
 
 
-async def one_request(item: WorkItem, chat: ChatFn) -> TestOutcome:
+async def one_request(item: WorkItem, chat: ChatFn) -> Outcome:
     response = await chat(MESSAGES)
-    return TestOutcome(success_level="full_success", output_tokens=response.output_tokens)
+    return Outcome(success_level="full_success", output_tokens=response.output_tokens)
 
 
 async def engine_rounds(providers: Path, base_url: str, tests: int, rounds: int) -> list[float]:

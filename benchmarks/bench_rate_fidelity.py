@@ -18,7 +18,7 @@ from ultra_async.config import load_config
 from ultra_async.engine.engine import Engine
 from ultra_async.planner import Matrix, make_plan
 from ultra_async.sim import fake_secret
-from ultra_async.types import ChatFn, TestOutcome, WorkItem
+from ultra_async.types import ChatFn, Outcome, WorkItem
 
 KEYS = 3
 QPS = 50.0
@@ -26,9 +26,9 @@ WORKERS = 8
 SECONDS = 10
 
 
-async def one_request(item: WorkItem, chat: ChatFn) -> TestOutcome:
+async def one_request(item: WorkItem, chat: ChatFn) -> Outcome:
     await chat([{"role": "user", "content": item.id}])
-    return TestOutcome(success_level="full_success")
+    return Outcome(success_level="full_success")
 
 
 async def drive(providers: Any, base_url: str, tests: int) -> dict[str, Any]:

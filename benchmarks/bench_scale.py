@@ -37,11 +37,12 @@ from benchmarks._common import ROOT, providers_file, sim_process
 from ultra_async.config import load_config
 from ultra_async.engine.engine import Engine
 from ultra_async.logs import configure_logging
-from ultra_async.planner import build_matrix, make_plan, model_names
+from ultra_async.planner import make_plan, model_names
 from ultra_async.results.aggregator import Aggregator
 from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE
 from ultra_async.sim import fake_secret
-from ultra_async.types import ChatFn, TestOutcome, WorkItem
+from ultra_async.suites.workflow.suite import workflow_matrix
+from ultra_async.types import ChatFn, Outcome, WorkItem
 
 ITEMS = 200_000
 SMALL_BUFFER_ITEMS = 20_000  # the default-buffer comparison runs a tenth of the plan
@@ -75,9 +76,9 @@ models:
 """
 
 
-async def one_request(item: WorkItem, chat: ChatFn) -> TestOutcome:
+async def one_request(item: WorkItem, chat: ChatFn) -> Outcome:
     response = await chat(MESSAGES)
-    return TestOutcome(success_level="full_success", output_tokens=response.output_tokens)
+    return Outcome(success_level="full_success", output_tokens=response.output_tokens)
 
 
 async def measure(providers: Path, out: Path, items: int, buffer_size: int) -> dict[str, Any]:
@@ -86,7 +87,7 @@ async def measure(providers: Path, out: Path, items: int, buffer_size: int) -> d
     started = time.perf_counter()
     async with Aggregator(out, names=model_names(config), buffer_size=buffer_size) as aggregator:
         planning = time.perf_counter()
-        matrix = build_matrix(
+        matrix = workflow_matrix(
             config,
             models=",".join(MODELS),
             prompt_types="all_with_flawed",

@@ -228,7 +228,7 @@ async def test_two_aggregators_cannot_share_an_output_directory(tmp_path: Path) 
 
 async def test_a_result_that_cannot_be_counted_is_never_journaled(tmp_path: Path) -> None:
     good = list(stream())[:3]
-    bad = dataclasses.replace(good[0], item_id="x/y", tool_success_rate=None)  # type: ignore[arg-type]
+    bad = dataclasses.replace(good[0], item_id="x/y", labels={"prompt_type": "optimal"})
     agg = await run(tmp_path, [good[0], bad, *good[1:]])
     assert agg.counts["invalid"] == 1
     assert (tmp_path / JOURNAL_FILE).read_bytes().count(b"\n") == 3

@@ -11,7 +11,8 @@ import pytest
 
 import ultra_async as ua
 from tests.test_run_simulated import FAST
-from ultra_async.types import ChatFn, TestOutcome, WorkItem
+from ultra_async.api import run_blocking
+from ultra_async.types import ChatFn, Outcome
 
 
 @pytest.fixture
@@ -56,18 +57,23 @@ async def test_run_sync_inside_a_running_loop_uses_a_worker_thread(
     outer = threading.get_ident()
     seen: list[int] = []
 
-    async def evaluate(item: WorkItem, chat: ChatFn) -> TestOutcome:
+    async def evaluate(case: ua.Case, chat: ChatFn) -> Outcome:
         seen.append(threading.get_ident())
         await chat([{"role": "user", "content": "hi"}])
-        return TestOutcome(success_level="full_success", workflow_score=1.0, phase2_score=1.0)
+        return Outcome.passed(True)
 
-    report = ua.run_sync(
-        models="o3-0416-global",
-        simulate=True,
-        instances=1,
-        out=tmp_path,
-        providers=fast_providers,
-        evaluate=evaluate,
+    suite = ua.Suite(
+        "hello", ["kind"], [ua.Case(f"c{i}", {"kind": "greeting"}) for i in range(5)], evaluate
+    )
+    report = run_blocking(
+        lambda: ua.arun(
+            suite,
+            models="o3-0416-global",
+            simulate=True,
+            out=tmp_path,
+            providers=fast_providers,
+            progress=False,
+        )
     )
     assert report.summary.completed == 5
     assert seen and all(ident != outer for ident in seen)

@@ -15,9 +15,10 @@ from ultra_async.sim.behaviour import (
 )
 from ultra_async.suites.workflow.dimensions import PROMPT_TYPES, TASK_TYPES
 from ultra_async.suites.workflow.executor import evaluate
+from ultra_async.suites.workflow.item import WorkflowItem as WorkItem
 from ultra_async.suites.workflow.prompts import build_prompt
 from ultra_async.suites.workflow.tasks import select_task
-from ultra_async.types import ChatResponse, Message, TestOutcome, WorkItem
+from ultra_async.types import ChatResponse, Message, Outcome
 
 STRONG, WEAK = "o3-0416-global", "qwen2.5-3b-instruct"
 
@@ -38,7 +39,7 @@ class Brain:
 
 async def _run(
     model: str, prompt_type: str, n: int = 50, difficulty: str = "easy"
-) -> list[TestOutcome]:
+) -> list[Outcome]:
     outcomes = []
     for i in range(n):
         item = WorkItem(model, prompt_type, 0.8, difficulty, TASK_TYPES[i % 5], i // 5)
@@ -46,7 +47,7 @@ async def _run(
     return outcomes
 
 
-def _full(outcomes: list[TestOutcome]) -> float:
+def _full(outcomes: list[Outcome]) -> float:
     return sum(o.success_level == "full_success" for o in outcomes) / len(outcomes)
 
 
@@ -93,7 +94,9 @@ async def test_every_prompt_type_runs() -> None:
     for prompt_type in PROMPT_TYPES:
         outcomes = await _run("gpt-4o-mini", prompt_type, n=5)
         for outcome in outcomes:
-            assert outcome.turns >= 1 and outcome.input_tokens > outcome.output_tokens > 0
+            assert (
+                outcome.metrics["turns"] >= 1 and outcome.input_tokens > outcome.output_tokens > 0
+            )
 
 
 async def test_same_seed_same_outcome() -> None:

@@ -10,9 +10,10 @@ import pytest
 
 from ultra_async.errors import InfraError
 from ultra_async.suites.workflow.executor import evaluate, make_evaluate
+from ultra_async.suites.workflow.item import WorkflowItem as WorkItem
 from ultra_async.suites.workflow.protocol import parse_feedback
 from ultra_async.suites.workflow.tasks import select_task
-from ultra_async.types import ChatResponse, Message, WorkItem
+from ultra_async.types import ChatResponse, Message
 
 ITEM = WorkItem("any-model", "optimal", 0.8, "medium", "data_pipeline", 2)
 
@@ -61,12 +62,12 @@ async def test_a_diligent_model_fully_succeeds() -> None:
     assert outcome.details["task_id"] == task.id
     assert outcome.details["required"] == list(task.required_tools)
     assert outcome.details["stop"] == "completed"
-    assert outcome.tool_coverage_rate == 1.0
-    assert outcome.final_score == outcome.phase2_score
+    assert outcome.metrics["tool_coverage_rate"] == 1.0
+    assert outcome.metrics["final_score"] == outcome.metrics["phase2_score"]
     # one reply per call plus the completion; tokens summed over all replies
-    assert outcome.turns == outcome.tool_calls + 1
-    assert outcome.input_tokens == 100 * outcome.turns
-    assert outcome.output_tokens == 20 * outcome.tool_calls + 3
+    assert outcome.metrics["turns"] == outcome.metrics["tool_calls"] + 1
+    assert outcome.input_tokens == 100 * outcome.metrics["turns"]
+    assert outcome.output_tokens == 20 * outcome.metrics["tool_calls"] + 3
 
 
 async def test_same_item_and_replies_give_the_same_outcome() -> None:
@@ -78,7 +79,7 @@ async def test_same_item_and_replies_give_the_same_outcome() -> None:
 async def test_format_errors_get_help_and_stop_the_test() -> None:
     chat = Scripted("I would read the file first.")
     outcome = await evaluate(ITEM, chat)
-    assert outcome.turns == 3
+    assert outcome.metrics["turns"] == 3
     assert outcome.details["assisted_turns"] == 3
     assert outcome.details["stop"] == "format_errors"
     assert outcome.error_category == "tool_call_format"
@@ -89,7 +90,7 @@ async def test_format_errors_get_help_and_stop_the_test() -> None:
 async def test_running_out_of_turns() -> None:
     chat = Scripted("<tool_search>read a file</tool_search>")
     outcome = await evaluate(ITEM, chat, max_turns=4)
-    assert outcome.turns == 4
+    assert outcome.metrics["turns"] == 4
     assert outcome.details["searches"] == 4
     assert outcome.error_category == "max_turns"
     assert "SEARCH RESULTS" in chat.seen[1][-1]["content"]
@@ -98,7 +99,7 @@ async def test_running_out_of_turns() -> None:
 async def test_slow_model_times_out() -> None:
     chat = Scripted("<tool_search>read</tool_search>", latency_s=200.0)
     outcome = await evaluate(ITEM, chat, model_time_budget_s=300.0)
-    assert outcome.turns == 2
+    assert outcome.metrics["turns"] == 2
     assert outcome.details["stop"] == "timeout"
     assert outcome.error_category == "timeout"
 
@@ -128,7 +129,7 @@ async def test_unknown_tools_and_bad_parameters_fail_the_call() -> None:
 async def test_the_same_failing_call_three_times_stops_the_test() -> None:
     chat = Scripted('<tool_call>file_reader {"path": 1}</tool_call>')
     outcome = await evaluate(ITEM, chat)
-    assert outcome.turns == 3
+    assert outcome.metrics["turns"] == 3
     assert outcome.details["stop"] == "repeated_failures"
 
 
@@ -168,4 +169,4 @@ async def test_an_undo_step_reverses_an_earlier_result() -> None:
     assert outcome.details["outcomes"] == "SS"  # fixed by the seed
     assert "reversed the results of file_writer" in chat.seen[2][-1]["content"]
     # nothing required stands at the end → achievement 0; quality 0.3+0.25+0.25·1/2+0.2
-    assert outcome.phase2_score == pytest.approx(0.5 * 0.875)
+    assert outcome.metrics["phase2_score"] == pytest.approx(0.5 * 0.875)

@@ -10,10 +10,10 @@ import pytest
 from ultra_async.errors import PlanError
 from ultra_async.suites.workflow import generate
 from ultra_async.suites.workflow.dimensions import DIFFICULTIES, TASK_TYPES
+from ultra_async.suites.workflow.item import WorkflowItem as WorkItem
 from ultra_async.suites.workflow.search import default_index
 from ultra_async.suites.workflow.tasks import find_task, load_tasks, select_task, tasks_for
 from ultra_async.suites.workflow.tools import load_tools
-from ultra_async.types import WorkItem
 
 
 def test_registry_has_tens_of_tools_in_a_few_categories() -> None:

@@ -17,9 +17,10 @@ import pytest
 
 from tests.conftest import ROOT
 from ultra_async.config import load_config
-from ultra_async.planner import build_matrix, make_plan
+from ultra_async.planner import make_plan
 from ultra_async.results import db
 from ultra_async.results.storage import JOURNAL_FILE, read_journal
+from ultra_async.suites.workflow.suite import workflow_matrix
 
 GRACE_S = 2.0
 # Two shards of 15 requests per second against the simulator's matching limits; a test takes
@@ -53,7 +54,7 @@ def run_args(providers: Path, out: Path) -> list[str]:
 
 def planned_ids(providers: Path) -> set[str]:
     config = load_config(providers)
-    matrix = build_matrix(config, prompt_types=PROMPT_TYPES, instances=INSTANCES)
+    matrix = workflow_matrix(config, prompt_types=PROMPT_TYPES, instances=INSTANCES)
     plan = make_plan(config, matrix)
     return {item.id for sp in plan.shards for item in sp.items}
 

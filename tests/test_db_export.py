@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures.factory import stream
 from ultra_async.results.db import render
-from ultra_async.results.export import EXPORT_COLUMNS, leaf_rows, to_dataframe, write_csv
+from ultra_async.results.export import export_columns, leaf_rows, to_dataframe, write_csv
 from ultra_async.results.stats import DIMENSIONS, StatsTree
 
 
@@ -25,10 +25,12 @@ def document() -> dict[str, Any]:
 
 
 def test_one_row_per_leaf_with_its_dimensions() -> None:
-    rows = list(leaf_rows(document()))
+    doc = document()
+    rows = list(leaf_rows(doc))
     assert len(rows) == 24
-    assert list(rows[0]) == list(EXPORT_COLUMNS)
-    assert {tuple(r[d] for d in DIMENSIONS) for r in rows} == {r.cell for r in stream()}
+    assert list(rows[0]) == list(export_columns(doc))
+    cells = {(r.model, *(r.labels[d] for d in DIMENSIONS[1:])) for r in stream()}
+    assert {tuple(r[d] for d in DIMENSIONS) for r in rows} == cells
     assert sum(r["total"] for r in rows) == 72
 
 
@@ -43,7 +45,7 @@ def test_dataframe(tmp_path: Path) -> None:
     pandas = pytest.importorskip("pandas")
     frame = to_dataframe(document())
     assert isinstance(frame, pandas.DataFrame)
-    assert frame.shape == (24, len(EXPORT_COLUMNS))
+    assert frame.shape == (24, len(export_columns(document())))
     assert frame["total"].sum() == 72
 
 

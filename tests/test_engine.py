@@ -13,8 +13,9 @@ from pydantic import SecretStr
 from tests.loopback import Loopback, loopback_server
 from ultra_async.config import Config, load_config
 from ultra_async.engine.engine import Engine
-from ultra_async.planner import build_matrix, make_plan
-from ultra_async.types import ChatFn, TestOutcome, TestResult, WorkItem
+from ultra_async.planner import make_plan
+from ultra_async.suites.workflow.suite import workflow_matrix
+from ultra_async.types import ChatFn, Outcome, TestResult, WorkItem
 
 CONFIG = """
 defaults:
@@ -49,13 +50,15 @@ def make_config(
 
 
 def evaluator(requests_per_test: int = 1) -> Callable[[WorkItem, ChatFn], object]:
-    async def evaluate(item: WorkItem, chat: ChatFn) -> TestOutcome:
+    async def evaluate(item: WorkItem, chat: ChatFn) -> Outcome:
         tokens = 0
         for _ in range(requests_per_test):
             response = await chat([{"role": "user", "content": item.id}])
             tokens += response.output_tokens
-        return TestOutcome(
-            success_level="full_success", workflow_score=1, phase2_score=1, output_tokens=tokens
+        return Outcome(
+            success_level="full_success",
+            metrics={"workflow_score": 1, "phase2_score": 1},
+            output_tokens=tokens,
         )
 
     return evaluate
@@ -64,7 +67,7 @@ def evaluator(requests_per_test: int = 1) -> Callable[[WorkItem, ChatFn], object
 async def run_plan(
     config: Config, server: Loopback, models: str, instances: int, requests_per_test: int = 1
 ) -> tuple[list[TestResult], object]:
-    plan = make_plan(config, build_matrix(config, models=models, instances=instances))
+    plan = make_plan(config, workflow_matrix(config, models=models, instances=instances))
     results: list[TestResult] = []
 
     async def collect(result: TestResult) -> None:
@@ -135,7 +138,7 @@ async def test_all_shards_dead_records_infra_errors(write_yaml: Callable[[str], 
     async with loopback_server(Loopback(revoked={"secret-shared"})) as server:
         results, _summary = await run_plan(config, server, "closed-a", instances=3)
     assert len(results) == 15 and all(r.outcome == "infra_error" for r in results)
-    assert all("no working shard left" in (r.infra_reason or "") for r in results)
+    assert all("no working shard left" in (r.reason or "") for r in results)
 
 
 async def test_429s_are_retried_and_slow_the_shard(write_yaml: Callable[[str], Path]) -> None:
@@ -153,7 +156,7 @@ async def test_stop_mid_run_delivers_finished_results_within_grace(
     write_yaml: Callable[[str], Path],
 ) -> None:
     config = make_config(write_yaml, grace_s=0.3)
-    plan = make_plan(config, build_matrix(config, models="m-keys", instances=40))
+    plan = make_plan(config, workflow_matrix(config, models="m-keys", instances=40))
     results: list[TestResult] = []
     async with loopback_server(Loopback(latency_s=0.02)) as server:
         async with Engine(config, keys=KEYS, base_urls={"p": server.base_url + "/v1"}) as engine:
@@ -179,11 +182,11 @@ async def test_slow_test_hits_deadline_as_infra_error(write_yaml: Callable[[str]
         "test_deadline_s: 20", "test_deadline_s: 0.2"
     )
     config = load_config(write_yaml(text))
-    plan = make_plan(config, build_matrix(config, models="closed-a", instances=1))
+    plan = make_plan(config, workflow_matrix(config, models="closed-a", instances=1))
 
-    async def stuck(item: WorkItem, chat: ChatFn) -> TestOutcome:
+    async def stuck(item: WorkItem, chat: ChatFn) -> Outcome:
         await asyncio.sleep(30)
-        return TestOutcome()
+        return Outcome()
 
     async with Engine(config, keys=KEYS) as engine:
         summary = await engine.run(plan, stuck)
@@ -192,10 +195,10 @@ async def test_slow_test_hits_deadline_as_infra_error(write_yaml: Callable[[str]
 
 async def test_evaluate_bug_is_recorded_not_fatal(write_yaml: Callable[[str], Path]) -> None:
     config = make_config(write_yaml)
-    plan = make_plan(config, build_matrix(config, models="closed-a", instances=1))
+    plan = make_plan(config, workflow_matrix(config, models="closed-a", instances=1))
     seen: list[TestResult] = []
 
-    async def broken(item: WorkItem, chat: ChatFn) -> TestOutcome:
+    async def broken(item: WorkItem, chat: ChatFn) -> Outcome:
         raise ValueError("bug in my evaluation")
 
     async def collect(result: TestResult) -> None:
@@ -204,12 +207,12 @@ async def test_evaluate_bug_is_recorded_not_fatal(write_yaml: Callable[[str], Pa
     async with Engine(config, keys=KEYS) as engine:
         await engine.run(plan, broken, on_result=collect)
     assert len(seen) == 5
-    assert all("ValueError: bug in my evaluation" in (r.infra_reason or "") for r in seen)
+    assert all("ValueError: bug in my evaluation" in (r.reason or "") for r in seen)
 
 
 async def test_results_stream_as_async_iterator(write_yaml: Callable[[str], Path]) -> None:
     config = make_config(write_yaml)
-    plan = make_plan(config, build_matrix(config, models="m-keys", instances=2))
+    plan = make_plan(config, workflow_matrix(config, models="m-keys", instances=2))
     async with loopback_server(Loopback()) as server:
         async with Engine(config, keys=KEYS, base_urls={"p": server.base_url + "/v1"}) as engine:
             ids = [r.item_id async for r in engine.results(plan, evaluator())]
@@ -220,7 +223,7 @@ async def test_missing_keys_stop_before_sending(write_yaml: Callable[[str], Path
     from ultra_async.errors import MissingKeysError
 
     config = make_config(write_yaml)
-    plan = make_plan(config, build_matrix(config, models="m-keys", instances=1))
+    plan = make_plan(config, workflow_matrix(config, models="m-keys", instances=1))
     async with Engine(config) as engine:
         with pytest.raises(MissingKeysError, match="T_K0, T_K1, T_K2"):
             await engine.run(plan, evaluator())
@@ -246,7 +249,7 @@ async def test_shard_failing_with_5xx_yields_its_work_to_siblings(
 
 async def test_stop_requested_before_run_starts_is_kept(write_yaml: Callable[[str], Path]) -> None:
     config = make_config(write_yaml)
-    plan = make_plan(config, build_matrix(config, models="closed-a", instances=4))
+    plan = make_plan(config, workflow_matrix(config, models="closed-a", instances=4))
     async with Engine(config, keys=KEYS) as engine:
         engine.request_stop()  # e.g. Ctrl-C while the plan was being read
         summary = await engine.run(plan, evaluator())

@@ -21,12 +21,13 @@ from pydantic import SecretStr
 
 from ultra_async.config import Config, load_config
 from ultra_async.engine.engine import Engine, RunSummary
-from ultra_async.planner import Matrix, Plan, build_matrix, make_plan, model_names
+from ultra_async.planner import Matrix, Plan, make_plan, model_names
 from ultra_async.results import db
 from ultra_async.results.aggregator import Aggregator
 from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE, read_database, read_journal
 from ultra_async.sim import FaultRule, RateRule, SimServer, sim_setup_from_config
 from ultra_async.suites.workflow import make_evaluate
+from ultra_async.suites.workflow.suite import workflow_matrix
 
 TIMEOUT_S = 0.5
 
@@ -81,7 +82,7 @@ def faulty_config(write_yaml: Callable[[str], Path]) -> Config:
 
 
 def faulty_matrix(config: Config, instances: int) -> Matrix:
-    return build_matrix(
+    return workflow_matrix(
         config, prompt_types="optimal,baseline", task_types="all", instances=instances
     )
 
@@ -142,7 +143,7 @@ async def test_faulty_server_loses_nothing_and_a_rerun_finishes(
     assert outcomes["completed"] == summary.completed > 0
     assert outcomes["infra_error"] == summary.infra_errors
     assert summary.completed + summary.infra_errors == plan.total
-    assert all(r.infra_reason for r in journal if r.is_infra_error)
+    assert all(r.reason for r in journal if r.is_infra_error)
     assert not summary.interrupted and not summary.dead_shards
     report = db.check(tmp_path)
     assert report.code == db.EXIT_OK, report.problems
@@ -174,7 +175,7 @@ async def test_every_request_failing_ends_every_test_as_an_infra_error(
     }
     assert by_model["qwen2.5-7b-instruct"] == {"infra_error": 20}
     assert by_model["DeepSeek-V3-0324"] == {"completed": 20}
-    reasons = {r.infra_reason for r in journal if r.is_infra_error}
+    reasons = {r.reason for r in journal if r.is_infra_error}
     assert all(reason and "500" in reason for reason in reasons), reasons
     assert db.check(tmp_path).code == db.EXIT_OK
     database = read_database(tmp_path / DATABASE_FILE)

@@ -6,9 +6,10 @@ import pytest
 
 from ultra_async.config import Config
 from ultra_async.errors import PlanError
-from ultra_async.planner import build_matrix, build_shards, make_plan, parse_prompt_types
+from ultra_async.planner import build_shards, make_plan
 from ultra_async.suites.workflow.dimensions import PROMPT_TYPES, TASK_TYPES
-from ultra_async.types import WorkItem
+from ultra_async.suites.workflow.item import WorkflowItem as WorkItem
+from ultra_async.suites.workflow.suite import parse_prompt_types, workflow_matrix
 
 
 def test_keys_strategy_routes_each_shard_to_its_own_key(repo_config: Config) -> None:
@@ -65,7 +66,7 @@ def test_closed_models_share_one_key(repo_config: Config) -> None:
 
 
 def test_default_matrix_shard_counts(repo_config: Config) -> None:
-    matrix = build_matrix(repo_config, models="all", prompt_types="optimal", instances=20)
+    matrix = workflow_matrix(repo_config, models="all", prompt_types="optimal", instances=20)
     plan = make_plan(repo_config, matrix)
     per_model = Counter(sp.shard.model for sp in plan.shards)
     for model in repo_config.models:
@@ -75,7 +76,7 @@ def test_default_matrix_shard_counts(repo_config: Config) -> None:
 
 
 def test_even_split(repo_config: Config) -> None:
-    matrix = build_matrix(
+    matrix = workflow_matrix(
         repo_config, models="qwen2.5-7b-instruct", prompt_types="all", instances=7
     )
     plan = make_plan(repo_config, matrix)
@@ -83,11 +84,11 @@ def test_even_split(repo_config: Config) -> None:
     assert sum(sizes) == 3 * 5 * 7
     assert max(sizes) - min(sizes) <= 1
     # every shard gets a mix of cells, not one cell each
-    assert all(len({i.prompt_type for i in sp.items}) == 3 for sp in plan.shards)
+    assert all(len({i.labels["prompt_type"] for i in sp.items}) == 3 for sp in plan.shards)
 
 
 def test_ids_are_stable_and_unique(repo_config: Config) -> None:
-    matrix = build_matrix(repo_config, models="all", prompt_types="all_with_flawed", instances=2)
+    matrix = workflow_matrix(repo_config, models="all", prompt_types="all_with_flawed", instances=2)
     ids = [item.id for item in matrix.items()]
     assert len(ids) == len(set(ids)) == matrix.size
     item = WorkItem("gpt-4o-mini", "optimal", 0.8, "easy", "simple_task", 3)
@@ -99,13 +100,13 @@ def test_ids_are_stable_and_unique(repo_config: Config) -> None:
 
 
 def test_done_items_are_subtracted(repo_config: Config) -> None:
-    matrix = build_matrix(repo_config, models="gpt-4o-mini", instances=3)
+    matrix = workflow_matrix(repo_config, models="gpt-4o-mini", instances=3)
     done = {item.id for item in matrix.items() if item.instance < 2}
     plan = make_plan(repo_config, matrix, done)
     assert plan.skipped == len(done)
     assert {i.instance for sp in plan.shards for i in sp.items} == {2}
     # topping up: a larger N adds only the new instances
-    bigger = build_matrix(repo_config, models="gpt-4o-mini", instances=5)
+    bigger = workflow_matrix(repo_config, models="gpt-4o-mini", instances=5)
     done_all = {item.id for item in matrix.items()}
     assert {
         i.instance for sp in make_plan(repo_config, bigger, done_all).shards for i in sp.items
@@ -122,9 +123,10 @@ def test_prompt_type_groups() -> None:
 
 def test_matrix_errors(repo_config: Config) -> None:
     with pytest.raises(PlanError, match="unknown model 'gpt-9'"):
-        build_matrix(repo_config, models="gpt-9")
+        workflow_matrix(repo_config, models="gpt-9")
     with pytest.raises(PlanError, match="must be in"):
-        build_matrix(repo_config, models="all", rates="1.5")
-    with pytest.raises(PlanError, match="instances must be >= 1"):
-        build_matrix(repo_config, models="all", instances=0)
-    assert build_matrix(repo_config, models="all", task_types="all").task_types == TASK_TYPES
+        workflow_matrix(repo_config, models="all", rates="1.5")
+    with pytest.raises(PlanError, match="instances must be a whole number >= 1"):
+        workflow_matrix(repo_config, models="all", instances=0)
+    matrix = workflow_matrix(repo_config, models="all", task_types="all")
+    assert [c.labels["task_type"] for c in matrix.cases] == list(TASK_TYPES)

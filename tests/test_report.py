@@ -30,7 +30,8 @@ from ultra_async.results.stats import StatsTree
 from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE, read_database, read_journal
 from ultra_async.runner import RunOptions, run_evaluation
 from ultra_async.suites.workflow.dimensions import ERROR_CATEGORIES
-from ultra_async.types import TestResult, WorkItem
+from ultra_async.suites.workflow.item import workflow_item as WorkItem
+from ultra_async.types import TestResult
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -103,8 +104,7 @@ def expected_by(results: Sequence[TestResult], by: str) -> dict[tuple[str, str],
             latest[r.item_id] = r
     cells: dict[tuple[str, str], list[TestResult]] = defaultdict(list)
     for r in latest.values():
-        value = getattr(r, by)
-        cells[r.model, f"{value:g}" if isinstance(value, float) else value].append(r)
+        cells[r.model, r.labels[by]].append(r)
     out = {}
     for cell, rs in cells.items():
         done = [r for r in rs if r.outcome == "completed"]
@@ -119,9 +119,11 @@ def expected_by(results: Sequence[TestResult], by: str) -> dict[tuple[str, str],
             "full_success_rate": full / n if n else 0.0,
             "partial_success_rate": partial / n if n else 0.0,
             "weighted_success_score": (full + partial / 2) / n if n else 0.0,
-            "tool_coverage_rate": sum(r.tool_coverage_rate for r in done) / n if n else 0.0,
-            "avg_workflow_score": sum(r.workflow_score for r in done) / n if n else 0.0,
-            "avg_final_score": sum(r.final_score for r in done) / n if n else 0.0,
+            "tool_coverage_rate": sum(r.metrics["tool_coverage_rate"] for r in done) / n
+            if n
+            else 0.0,
+            "avg_workflow_score": sum(r.metrics["workflow_score"] for r in done) / n if n else 0.0,
+            "avg_final_score": sum(r.metrics["final_score"] for r in done) / n if n else 0.0,
             "total_errors": len(errors),
         }
         for c in ERROR_CATEGORIES:

@@ -51,7 +51,7 @@ def rates_by_prompt(journal: Path, model: str) -> dict[str, float]:
     full: dict[str, list[int]] = defaultdict(list)
     for result in read_journal(journal):
         if result.model == model and result.outcome == "completed":
-            full[result.prompt_type].append(result.success_level == "full_success")
+            full[result.labels["prompt_type"]].append(result.success_level == "full_success")
     return {p: sum(v) / len(v) for p, v in full.items()}
 
 
@@ -78,9 +78,9 @@ async def test_every_prompt_type_through_the_simulator(fast_config: Config, tmp_
     searched = [
         r
         for r in read_journal(report.journal)
-        if r.prompt_type == "baseline" and r.model == "o3-0416-global"
+        if r.labels["prompt_type"] == "baseline" and r.model == "o3-0416-global"
     ]
-    assert searched and all(r.tool_calls >= 0 for r in searched)
+    assert searched and all(r.metrics["tool_calls"] >= 0 for r in searched)
     # the qwen shards really went to two different keys
     keys = report.sim_stats["keys"] if report.sim_stats else {}
     assert keys["k0"]["requests"] > 0 and keys["k1"]["requests"] > 0

@@ -15,9 +15,10 @@ from ultra_async.config import load_config
 from ultra_async.engine.engine import Engine
 from ultra_async.errors import InfraError
 from ultra_async.logs import configure_logging
-from ultra_async.planner import build_matrix, make_plan, model_names
+from ultra_async.planner import make_plan, model_names
 from ultra_async.results.aggregator import Aggregator
-from ultra_async.types import ChatFn, TestOutcome, WorkItem
+from ultra_async.suites.workflow.suite import workflow_matrix
+from ultra_async.types import ChatFn, Outcome, WorkItem
 
 REVOKED = "sk-live-REVOKED-0123456789abcdef"
 FAILING = "sk-live-FAILING-fedcba9876543210"
@@ -39,19 +40,19 @@ async def test_keys_echoed_by_a_provider_are_never_recorded(
     write_yaml: Callable[[str], Path], tmp_path: Path
 ) -> None:
     config = load_config(write_yaml(CONFIG))
-    plan = make_plan(config, build_matrix(config, models="all", instances=2))
+    plan = make_plan(config, workflow_matrix(config, models="all", instances=2))
     console = io.StringIO()
     log_file = tmp_path / "run.log"
     configure_logging("debug", log_file=log_file, console=console)
     errors: list[str] = []
 
-    async def evaluate(item: WorkItem, chat: ChatFn) -> TestOutcome:
+    async def evaluate(item: WorkItem, chat: ChatFn) -> Outcome:
         try:
             await chat([{"role": "user", "content": "hello"}])
         except InfraError as error:
             errors.append(repr(error) + str(error.args))
             raise
-        return TestOutcome()
+        return Outcome()
 
     keys = {"bad": SecretStr(REVOKED), "flaky": SecretStr(FAILING)}
     try:

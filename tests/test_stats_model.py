@@ -42,7 +42,7 @@ def test_counts_rates_and_means_of_one_leaf() -> None:
         dataclasses.replace(
             completed(dataclasses.replace(item, instance=i)),
             success_level=level,
-            workflow_score=score,
+            metrics={**completed(item).metrics, "workflow_score": score},
             error_category=None if level == "full_success" else "timeout",
         )
         for i, (level, score) in enumerate(

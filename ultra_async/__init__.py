@@ -1,8 +1,8 @@
 """ultra_async: large LLM evaluations against many rate-limited model APIs, in one event loop."""
 
-from .api import Results, load, run, run_async, run_blocking, run_sync
+from .api import Results, arun, load, run
 from .config import Config, load_config
-from .engine.engine import Engine, RunSummary
+from .engine import Engine, RunSummary
 from .errors import (
     ConfigError,
     DatabaseError,
@@ -13,14 +13,15 @@ from .errors import (
     StorageError,
     UltraAsyncError,
 )
-from .naming import ModelNames, normalize_model_name
-from .planner import Matrix, Plan, build_matrix, build_shards, make_plan
-from .results.aggregator import Aggregator
-from .runner import RunOptions, RunReport, run_evaluation
-from .types import ChatFn, ChatResponse, Route, Shard, TestOutcome, TestResult, WorkItem
+from .naming import normalize_model_name
+from .runner import RunReport
+from .suites.dataset import dataset_suite
+from .suites.suite import Suite
+from .suites.workflow.suite import workflow_suite
+from .types import Case, ChatFn, ChatResponse, Outcome, TestResult, WorkItem
 
 __all__ = [
-    "Aggregator",
+    "Case",
     "ChatFn",
     "ChatResponse",
     "Config",
@@ -28,33 +29,24 @@ __all__ = [
     "DatabaseError",
     "Engine",
     "InfraError",
-    "Matrix",
     "MissingKeysError",
-    "ModelNames",
-    "Plan",
+    "Outcome",
     "PlanError",
     "RequestError",
     "Results",
-    "Route",
-    "RunOptions",
     "RunReport",
     "RunSummary",
-    "Shard",
     "StorageError",
-    "TestOutcome",
+    "Suite",
     "TestResult",
     "UltraAsyncError",
     "WorkItem",
-    "build_matrix",
-    "build_shards",
+    "arun",
+    "dataset_suite",
     "load",
     "load_config",
-    "make_plan",
     "normalize_model_name",
     "run",
-    "run_async",
-    "run_blocking",
-    "run_evaluation",
-    "run_sync",
+    "workflow_suite",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

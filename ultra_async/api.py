@@ -1,18 +1,25 @@
-"""The library entry points: run an evaluation from scripts and notebooks, load results."""
+"""The library entry points: `run` from scripts and notebooks, `arun` in async code, `load`."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .types import Evaluate, TestResult
+from pydantic import SecretStr
+
+from .types import TestResult
 
 if TYPE_CHECKING:
-    from .runner import RunOptions, RunReport
+    from .engine import Engine
+    from .planner import Plan
+    from .runner import RunReport
+    from .suites.suite import Suite
 
 T = TypeVar("T")
 
@@ -38,14 +45,26 @@ def run_blocking(factory: Callable[[], Awaitable[T]]) -> T:
 
 @dataclass(slots=True)
 class Results:
-    """A results database loaded for analysis (`ultra_async.load`)."""
+    """A results directory loaded for analysis (`ultra_async.load`)."""
 
     path: Path
     data: dict[str, Any]
 
     @property
+    def out(self) -> Path:
+        """The results directory (database, journal, run.log)."""
+        return self.path.parent
+
+    @property
     def models(self) -> list[str]:
         return sorted(self.data.get("models", {}))
+
+    @property
+    def dimensions(self) -> list[str]:
+        """The suite's dimensions, in database order."""
+        from .results.export import dimensions_of
+
+        return list(dimensions_of(self.data)[1:])
 
     def summary(self) -> dict[str, Any]:
         """The root `summary` block of the database."""
@@ -53,10 +72,17 @@ class Results:
         return summary
 
     def to_dataframe(self) -> Any:
-        """One row per leaf (model × prompt × rate × difficulty × task) as a pandas DataFrame."""
+        """One row per leaf (model × every dimension) as a pandas DataFrame."""
         from .results.export import to_dataframe
 
         return to_dataframe(self.data)
+
+    def tests(self) -> Any:
+        """One row per test as a pandas DataFrame: model, shard, every label, outcome kind,
+        success level, score, every metric, tokens, timings and the flattened details."""
+        from .results.tests import tests_dataframe
+
+        return tests_dataframe(self.out)
 
 
 def load(path: str | Path = "results") -> Results:
@@ -69,62 +95,89 @@ def load(path: str | Path = "results") -> Results:
     return Results(file, read_database(file))
 
 
-def _options(**kwargs: Any) -> RunOptions:
-    from .runner import RunOptions
-
-    if "out" in kwargs:
-        kwargs["out"] = Path(kwargs["out"])
-    if kwargs.get("providers") is not None:
-        kwargs["providers"] = Path(kwargs["providers"])
-    return RunOptions(**kwargs)
+def _interactive() -> bool:
+    """True in a terminal or a Jupyter kernel, where a live progress display helps."""
+    if "ipykernel" in sys.modules:
+        return True
+    return sys.stdout.isatty()
 
 
-async def run_async(
+async def arun(
+    suite: Suite | None = None,
     *,
-    evaluate: Evaluate | None = None,
+    models: str | Iterable[str] = "all",
+    instances: int = 1,
+    simulate: bool = False,
+    out: str | Path = "results",
+    providers: str | Path | None = None,
+    keys: Mapping[str, str | SecretStr] | None = None,
+    base_urls: Mapping[str, str] | None = None,
+    seed: int = 0,
+    fresh: bool = False,
+    retry_errors: bool = False,
+    rerun_changed: bool = False,
+    buffer_size: int = 3,
+    prompt_types: str | Iterable[str] = "optimal",
+    rates: str | Iterable[str | float] = "0.8",
+    difficulties: str | Iterable[str] = "easy",
+    task_types: str | Iterable[str] = "all",
+    progress: bool | None = None,
     on_result: Callable[[TestResult], Any] | None = None,
-    **options: Any,
 ) -> RunReport:
-    """Run (or resume) an evaluation; keyword arguments are named like the CLI flags.
+    """Run (or resume) an evaluation of `suite` and return its RunReport.
 
-    `models`, `prompt_types`, `rates`, `difficulties`, `task_types`, `instances`, `simulate`,
-    `seed`, `out`, `fresh`, `providers`, `buffer_size`. `evaluate` replaces the built-in
-    benchmark with your own coroutine `(item, chat) -> TestOutcome`.
+    Without a suite, the built-in workflow benchmark runs over `prompt_types`, `rates`,
+    `difficulties` and `task_types`. `keys` gives secrets by key name and `base_urls` base
+    URLs by provider name, so a script needs no environment variables. `simulate=True` runs
+    against the embedded simulator (the suite's `simulate` gives the replies). `progress`
+    shows a live display (default: in a terminal or a notebook). Options are named like the
+    CLI flags.
     """
     import structlog
 
     from .logs import configure_logging
-    from .runner import run_evaluation
+    from .runner import RunOptions, run_evaluation
 
     if not structlog.is_configured():
         configure_logging("warning")
-    return await run_evaluation(_options(**options), evaluate=evaluate, on_result=on_result)
+    options = RunOptions(
+        models=models,
+        suite=suite,
+        prompt_types=prompt_types,
+        rates=rates,
+        difficulties=difficulties,
+        task_types=task_types,
+        instances=instances,
+        simulate=simulate,
+        seed=seed,
+        out=Path(out),
+        fresh=fresh,
+        providers=Path(providers) if providers is not None else None,
+        buffer_size=buffer_size,
+        keys=keys,
+        base_urls=base_urls,
+        retry_errors=retry_errors,
+        rerun_changed=rerun_changed,
+    )
+    show = _interactive() if progress is None else progress
+    return await run_evaluation(options, on_result=on_result, progress=_display if show else None)
 
 
-def run(
-    *,
-    evaluate: Evaluate | None = None,
-    on_result: Callable[[TestResult], Any] | None = None,
-    **options: Any,
-) -> Any:
-    """Run an evaluation from any code: `report = ua.run(...)`, or `await ua.run(...)` in a loop.
+def _display(engine: Engine, plan: Plan) -> contextlib.AbstractAsyncContextManager[Any]:
+    from .report.progress import live_progress
 
-    Without a running event loop (a script) it blocks and returns the RunReport. Inside one
-    (a notebook cell, an async function) it returns an asyncio.Task on that loop: `await` it.
-    Use `run_sync` to block even inside a running loop.
+    return live_progress(engine, plan)
+
+
+def run(suite: Suite | None = None, **options: Any) -> Any:
+    """Run an evaluation from any code: `ua.run(suite, ...)`, or `await ua.run(...)` in a loop.
+
+    Takes the options of `arun`. Without a running event loop (a script) it blocks and returns
+    the RunReport. Inside one (a notebook cell, an async function) it returns an asyncio.Task
+    on that loop: `await` it.
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return run_blocking(lambda: run_async(evaluate=evaluate, on_result=on_result, **options))
-    return asyncio.ensure_future(run_async(evaluate=evaluate, on_result=on_result, **options))
-
-
-def run_sync(
-    *,
-    evaluate: Evaluate | None = None,
-    on_result: Callable[[TestResult], Any] | None = None,
-    **options: Any,
-) -> RunReport:
-    """Like `run`, but always blocks until done (a worker thread when a loop is running)."""
-    return run_blocking(lambda: run_async(evaluate=evaluate, on_result=on_result, **options))
+        return run_blocking(lambda: arun(suite, **options))
+    return asyncio.ensure_future(arun(suite, **options))

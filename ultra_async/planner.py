@@ -1,145 +1,90 @@
-"""Pure planning: a test matrix and a config become shards, each with its share of work items."""
+"""Pure planning: a suite's cases × models × instances, minus the journal, become shards with work.
+
+A work item is (model, case id, instance); its id never depends on a position, so reordering or
+filtering the cases and rerunning skips exactly the items already journaled.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .config import Config
 from .errors import PlanError
 from .naming import ModelNames
-from .suites.workflow.dimensions import (
-    DEFAULT_DIFFICULTY,
-    DEFAULT_TOOL_SUCCESS_RATE,
-    DIFFICULTIES,
-    PROMPT_TYPE_GROUPS,
-    PROMPT_TYPES,
-    TASK_TYPES,
-)
-from .types import Route, Shard, WorkItem
+from .types import Case, Route, Shard, WorkItem
+
+#: the largest plan a run holds in memory (about 200 bytes an item); more is refused up front
+MAX_PLAN_ITEMS = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class Matrix:
-    """The test matrix: every combination of the dimensions, `instances` times."""
+    """What a run evaluates: every case for every model, `instances` times."""
 
     models: tuple[str, ...]
-    prompt_types: tuple[str, ...] = ("optimal",)
-    tool_success_rates: tuple[float, ...] = (DEFAULT_TOOL_SUCCESS_RATE,)
-    difficulties: tuple[str, ...] = (DEFAULT_DIFFICULTY,)
-    task_types: tuple[str, ...] = TASK_TYPES
+    cases: tuple[Case, ...]
     instances: int = 1
 
     @property
     def cells(self) -> int:
-        return (
-            len(self.models)
-            * len(self.prompt_types)
-            * len(self.tool_success_rates)
-            * len(self.difficulties)
-            * len(self.task_types)
-        )
+        return len(self.models) * len(self.cases)
 
     @property
     def size(self) -> int:
         return self.cells * self.instances
 
-    def items(self) -> Iterator[WorkItem]:
-        """Every work item, lazily, model by model."""
+    def items(self, digests: Mapping[str, str] | None = None) -> Iterator[WorkItem]:
+        """Every work item, lazily, model by model (`digests` by case id, if computed already)."""
+        if digests is None:
+            digests = {case.id: case.digest() for case in self.cases}
         for model in self.models:
-            for prompt in self.prompt_types:
-                for rate in self.tool_success_rates:
-                    for difficulty in self.difficulties:
-                        for task in self.task_types:
-                            for i in range(self.instances):
-                                yield WorkItem(model, prompt, rate, difficulty, task, i)
+            for case in self.cases:
+                digest = digests[case.id]
+                for i in range(self.instances):
+                    yield WorkItem(model, case, i, digest)
 
 
 def _split(value: str | Iterable[str]) -> list[str]:
     parts = value.split(",") if isinstance(value, str) else list(value)
-    return [p.strip() for p in parts if p and p.strip()]
+    return [p.strip() for p in parts if isinstance(p, str) and p.strip()]
 
 
-def _choose(kind: str, value: str | Iterable[str], allowed: Sequence[str]) -> tuple[str, ...]:
+def select_models(config: Config, models: str | Iterable[str] = "all") -> tuple[str, ...]:
+    """Model names from a comma list (or `all`), each checked against providers.yaml."""
+    allowed = list(config.models)
     chosen: list[str] = []
-    for part in _split(value):
+    for part in _split(models):
         if part == "all":
             chosen.extend(allowed)
         elif part in allowed:
             chosen.append(part)
         else:
-            raise PlanError(f"unknown {kind} {part!r}; choose from: all, {', '.join(allowed)}")
+            raise PlanError(f"unknown model {part!r}; choose from: all, {', '.join(allowed)}")
     if not chosen:
-        raise PlanError(f"no {kind} given; choose from: all, {', '.join(allowed)}")
+        raise PlanError(f"no model given; choose from: all, {', '.join(allowed)}")
     return tuple(dict.fromkeys(chosen))
-
-
-def parse_prompt_types(value: str | Iterable[str]) -> tuple[str, ...]:
-    """`optimal,cot`, or a group: `all` (baseline, cot, optimal), `all_with_flawed`, `flawed`."""
-    chosen: list[str] = []
-    for part in _split(value):
-        if part in PROMPT_TYPE_GROUPS:
-            chosen.extend(PROMPT_TYPE_GROUPS[part])
-        elif part in PROMPT_TYPES:
-            chosen.append(part)
-        else:
-            groups = ", ".join(PROMPT_TYPE_GROUPS)
-            raise PlanError(
-                f"unknown prompt type {part!r}; choose from: {groups}, {', '.join(PROMPT_TYPES)}"
-            )
-    if not chosen:
-        raise PlanError("no prompt type given")
-    return tuple(dict.fromkeys(chosen))
-
-
-def parse_rates(value: str | Iterable[str | float]) -> tuple[float, ...]:
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    rates: list[float] = []
-    for part in parts:
-        if isinstance(part, str) and not part.strip():
-            continue
-        try:
-            rate = float(part)
-        except ValueError:
-            raise PlanError(f"tool success rate {part!r} is not a number; use e.g. 0.8") from None
-        if not 0.0 < rate <= 1.0:
-            raise PlanError(f"tool success rate {rate:g} must be in (0, 1]")
-        rates.append(rate)
-    if not rates:
-        raise PlanError("no tool success rate given; use e.g. 0.8")
-    return tuple(dict.fromkeys(rates))
 
 
 def build_matrix(
     config: Config,
+    cases: Sequence[Case],
     *,
     models: str | Iterable[str] = "all",
-    prompt_types: str | Iterable[str] = "optimal",
-    rates: str | Iterable[str | float] = (DEFAULT_TOOL_SUCCESS_RATE,),
-    difficulties: str | Iterable[str] = DEFAULT_DIFFICULTY,
-    task_types: str | Iterable[str] = "all",
     instances: int = 1,
 ) -> Matrix:
-    """Validate matrix options (as the CLI spells them) against the config."""
-    if instances < 1:
-        raise PlanError(f"instances must be >= 1 (got {instances})")
-    return Matrix(
-        models=_choose("model", models, list(config.models)),
-        prompt_types=parse_prompt_types(prompt_types),
-        tool_success_rates=parse_rates(rates),
-        difficulties=_choose("difficulty", difficulties, DIFFICULTIES),
-        task_types=_choose("task type", task_types, TASK_TYPES),
-        instances=instances,
-    )
-
-
-#: the matrix options, spelled as the CLI flags and RunOptions fields are
-MATRIX_OPTIONS = ("models", "prompt_types", "rates", "difficulties", "task_types", "instances")
-
-
-def matrix_from(config: Config, options: object) -> Matrix:
-    """`build_matrix` from anything with the matrix options as attributes (flags, RunOptions)."""
-    return build_matrix(config, **{name: getattr(options, name) for name in MATRIX_OPTIONS})
+    """Validate the models and instances of a run against the config; refuse a plan too large."""
+    if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
+        raise PlanError(f"instances must be a whole number >= 1 (got {instances!r})")
+    chosen = select_models(config, models)
+    size = len(chosen) * len(cases) * instances
+    if size > MAX_PLAN_ITEMS:
+        raise PlanError(
+            f"the plan has {size:,} tests ({len(chosen)} models × {len(cases)} cases × "
+            f"{instances} instances), more than the {MAX_PLAN_ITEMS:,} one run can hold; "
+            "use fewer instances, models or cases"
+        )
+    return Matrix(chosen, tuple(cases), instances)
 
 
 def build_shards(config: Config, model: str) -> list[Shard]:
@@ -205,11 +150,18 @@ class ShardPlan:
 
 @dataclass(slots=True)
 class Plan:
-    """The shards of every model in the matrix with their work; `skipped` were already done."""
+    """The shards of every model with their work; `skipped` were already done.
+
+    `changed` lists items whose case (labels or data) changed since they were journaled:
+    skipped unless the run reruns changed cases.
+    """
 
     matrix: Matrix
     shards: list[ShardPlan]
     skipped: int = 0
+    changed: list[str] = field(default_factory=list)
+    #: item ids planned again although the journal holds a final record for them
+    replacing: set[str] = field(default_factory=set)
 
     @property
     def total(self) -> int:
@@ -222,34 +174,52 @@ class Plan:
         return out
 
 
-def make_plan(config: Config, matrix: Matrix, done: Collection[str] = ()) -> Plan:
-    """Shards for every model with the matrix's items minus `done` (item ids), split evenly.
+#: what the journal says of an item: (kind of its final record, the case digest it was run with)
+Journaled = Mapping[str, tuple[str, str]]
 
-    Items go round-robin over a model's shards, so shard sizes differ by at most one and every
-    shard gets a mix of cells.
+
+def make_plan(
+    config: Config,
+    matrix: Matrix,
+    done: Journaled | Iterable[str] = (),
+    *,
+    retry_errors: bool = False,
+    rerun_changed: bool = False,
+) -> Plan:
+    """Shards for every model with the matrix's items minus those done, split evenly.
+
+    `done` maps item ids to the kind and case digest of their final journal record (a plain set
+    of ids means completed with an unknown digest). A request or evaluate error is final unless
+    `retry_errors`; an item whose case changed is reported in `changed` and rerun only with
+    `rerun_changed`. Items go round-robin over a model's shards, so shard sizes differ by at
+    most one and every shard gets a mix of cases.
     """
+    journaled: Journaled = (
+        done if isinstance(done, Mapping) else {item_id: ("completed", "") for item_id in done}
+    )
     shards: list[ShardPlan] = []
-    skipped = 0
+    plan = Plan(matrix, shards)
+    digests = {case.id: case.digest() for case in matrix.cases}
     for model in matrix.models:
         model_shards = [ShardPlan(s) for s in build_shards(config, model)]
         n = len(model_shards)
         assigned = 0
-        per_model = Matrix(
-            (model,),
-            matrix.prompt_types,
-            matrix.tool_success_rates,
-            matrix.difficulties,
-            matrix.task_types,
-            matrix.instances,
-        )
-        for item in per_model.items():
-            if done and item.id in done:
-                skipped += 1
-                continue
+        for item in Matrix((model,), matrix.cases, matrix.instances).items(digests):
+            state = journaled.get(item.id) if journaled else None
+            if state is not None:
+                kind, digest = state
+                changed = bool(digest) and digest != item.digest
+                if changed:
+                    plan.changed.append(item.id)
+                redo = (retry_errors and kind != "completed") or (rerun_changed and changed)
+                if not redo:
+                    plan.skipped += 1
+                    continue
+                plan.replacing.add(item.id)
             model_shards[assigned % n].items.append(item)
             assigned += 1
         shards.extend(model_shards)
-    return Plan(matrix, shards, skipped)
+    return plan
 
 
 def model_names(config: Config) -> ModelNames:

@@ -1,4 +1,4 @@
-"""One evaluation run, wired end to end: plan → (simulator) → engine → aggregator → summary.
+"""One evaluation run, wired end to end: suite → plan → (simulator) → engine → aggregator → summary.
 
 `run_evaluation` is what `python -m ultra_async run` and `ultra_async.run(...)` call.
 """
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import signal
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,19 +18,27 @@ import structlog
 from pydantic import SecretStr
 
 from .config import Config, load_config
-from .engine.engine import Engine, RunSummary
-from .planner import Plan, make_plan, matrix_from, model_names
+from .engine import Engine, RunSummary
+from .errors import ConfigError, PlanError
+from .planner import Plan, build_matrix, make_plan, model_names
 from .results.aggregator import Aggregator
-from .types import Evaluate, TestResult
+from .results.layout import suite_layout
+from .suites.suite import Responder, Suite
+from .types import ChatFn, Outcome, TestResult, WorkItem
 
 log = structlog.get_logger("ultra_async.runner")
 
 
 @dataclass(slots=True)
 class RunOptions:
-    """Everything a run needs; field names follow the CLI flags."""
+    """Everything a run needs; field names follow the CLI flags.
+
+    `suite` is what to evaluate: a Suite, or None for the built-in workflow benchmark over the
+    matrix options (`prompt_types`, `rates`, `difficulties`, `task_types`).
+    """
 
     models: str | Iterable[str] = "all"
+    suite: Suite | None = None
     prompt_types: str | Iterable[str] = "optimal"
     rates: str | Iterable[str | float] = "0.8"
     difficulties: str | Iterable[str] = "easy"
@@ -41,6 +50,14 @@ class RunOptions:
     fresh: bool = False
     providers: Path | None = None
     buffer_size: int = 3
+    #: secrets by key name (instead of the environment variables named in providers.yaml)
+    keys: Mapping[str, str | SecretStr] | None = None
+    #: base URL by provider name (replaces the configured one)
+    base_urls: Mapping[str, str] | None = None
+    #: rerun tests that ended as request or evaluate errors
+    retry_errors: bool = False
+    #: rerun tests whose case (labels or data) changed since they were journaled
+    rerun_changed: bool = False
     #: simulator knobs (only with simulate=True)
     sim_latency_ms: float | None = None
 
@@ -55,13 +72,62 @@ class RunReport:
     journal: Path
     planned: int
     skipped: int
+    suite: str = "workflow"
+    #: items whose case changed since they were journaled (skipped unless rerun_changed)
+    changed: list[str] = field(default_factory=list)
     sim_stats: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def suite_of(options: RunOptions) -> Suite:
+    """The suite a run evaluates: the one given, or the workflow benchmark over the matrix."""
+    if options.suite is not None:
+        if not isinstance(options.suite, Suite):
+            raise PlanError(f"suite must be a Suite, not {type(options.suite).__name__}")
+        return options.suite
+    from .suites.workflow.suite import workflow_suite
+
+    return workflow_suite(
+        prompt_types=options.prompt_types,
+        rates=options.rates,
+        difficulties=options.difficulties,
+        task_types=options.task_types,
+        seed=options.seed,
+    )
+
+
+def case_responder(suite: Suite, plan: Plan, run_seed: int) -> Responder:
+    """The simulator's replies for a suite with `simulate`: the case is found by the request's
+    `user` field (the work item id the engine sends to the embedded simulator)."""
+    assert suite.simulate is not None
+    simulate = suite.simulate
+    items: dict[str, WorkItem] = {item.id: item for sp in plan.shards for item in sp.items}
+    with_messages = suite.simulate_takes_messages()
+
+    def reply(model: str, messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
+        item = items.get(str(body.get("user", "")))
+        if item is None:
+            return "I cannot tell which case this is."
+        turn = sum(1 for m in messages if m.get("role") == "assistant")
+        rng = random.Random(item.seed_with(run_seed) + turn)
+        if with_messages:
+            return simulate(item.case, model, rng, messages=messages)  # type: ignore[call-arg]
+        return simulate(item.case, model, rng)
+
+    return reply
+
+
+def _responder(suite: Suite, plan: Plan, seed: int) -> Responder | None:
+    if suite.simulate is not None:
+        return case_responder(suite, plan, seed)
+    if suite.responder is not None:
+        return suite.responder(seed)
+    return None
+
+
 @contextlib.asynccontextmanager
 async def _simulator(
-    config: Config, options: RunOptions
+    config: Config, options: RunOptions, responder: Responder | None
 ) -> AsyncIterator[tuple[dict[str, SecretStr] | None, dict[str, str], Any]]:
     """Start the embedded simulator for this config, or yield nothing to talk to real APIs."""
     if not options.simulate:
@@ -71,6 +137,8 @@ async def _simulator(
 
     setup = sim_setup_from_config(config, seed=options.seed)
     options_: dict[str, Any] = {}
+    if responder is not None:
+        options_["responder"] = responder
     if options.sim_latency_ms is not None:
         options_["latency"] = Latency(median_ms=options.sim_latency_ms)
     async with setup.server(**options_) as sim:
@@ -110,34 +178,97 @@ def _install_stop_signals(engine: Engine) -> Callable[[], None]:
     return uninstall
 
 
+def plan_only(options: RunOptions, config: Config | None = None) -> Plan:
+    """The plan of a run before anything runs (no journal subtracted): what `plan` shows."""
+    config = config or load_config(options.providers)
+    cases = suite_of(options).load_cases()
+    matrix = build_matrix(config, cases, models=options.models, instances=options.instances)
+    return make_plan(config, matrix)
+
+
+def _given_keys(config: Config, options: RunOptions, models: Iterable[str]) -> dict[str, SecretStr]:
+    """Secrets for the models' keys: `options.keys` first, then the environment."""
+    given = {
+        name: value if isinstance(value, SecretStr) else SecretStr(str(value))
+        for name, value in (options.keys or {}).items()
+    }
+    unknown = sorted(set(given) - set(config.data.keys))
+    if unknown:
+        raise ConfigError(
+            f"keys= names {', '.join(unknown)}, not a key of providers.yaml "
+            f"(its keys: {', '.join(config.data.keys)})"
+        )
+    needed = {key for model in models for key in config.models[model].keys}
+    from_env = needed - set(given)
+    if from_env:
+        resolved = config.resolve_keys([m for m in models if set(config.models[m].keys) & from_env])
+        given.update({k: v for k, v in resolved.items() if k in from_env})
+    return given
+
+
+def _base_urls(config: Config, options: RunOptions) -> dict[str, str]:
+    urls = dict(options.base_urls or {})
+    unknown = sorted(set(urls) - set(config.data.providers))
+    if unknown:
+        raise ConfigError(
+            f"base_urls= names {', '.join(unknown)}, not a provider of providers.yaml "
+            f"(its providers: {', '.join(config.data.providers)})"
+        )
+    return urls
+
+
 async def run_evaluation(
     options: RunOptions,
     *,
     config: Config | None = None,
-    evaluate: Evaluate | None = None,
+    evaluate: Callable[[WorkItem, ChatFn], Any] | None = None,
     on_result: Callable[[TestResult], Any] | None = None,
     handle_signals: bool = False,
     progress: Callable[[Engine, Plan], contextlib.AbstractAsyncContextManager[Any]] | None = None,
 ) -> RunReport:
-    """Plan, run and record one evaluation; resumes from the journal in `options.out`."""
+    """Plan, run and record one evaluation; resumes from the journal in `options.out`.
+
+    `evaluate(item, chat)` overrides the suite's evaluate (it gets the work item, not the case).
+    """
     config = config or load_config(options.providers)
-    matrix = matrix_from(config, options)
+    suite = suite_of(options)
+    cases = suite.load_cases()
+    matrix = build_matrix(config, cases, models=options.models, instances=options.instances)
     keys: dict[str, SecretStr] | None = None
     if not options.simulate:
         # fail before creating anything or sending a single request
-        keys = config.resolve_keys(matrix.models)
-    if evaluate is None:
-        from .suites.workflow import make_evaluate
+        keys = _given_keys(config, options, matrix.models)
+    base_urls = _base_urls(config, options)
 
-        evaluate = make_evaluate(options.seed)
+    async def by_case(item: WorkItem, chat: ChatFn) -> Outcome:
+        return await suite.evaluate(item.case, chat)
+
+    run_one = evaluate or by_case
     out = Path(options.out)
     if options.fresh:
         from .results.storage import fresh_start
 
         fresh_start(out)
     names = model_names(config)
-    async with Aggregator(out, names=names, buffer_size=options.buffer_size) as aggregator:
-        plan = make_plan(config, matrix, aggregator.done_ids)
+    layout = suite_layout(suite.name, suite.dimensions, suite.error_categories)
+    async with Aggregator(
+        out, names=names, buffer_size=options.buffer_size, layout=layout
+    ) as aggregator:
+        plan = make_plan(
+            config,
+            matrix,
+            aggregator.journaled(),
+            retry_errors=options.retry_errors,
+            rerun_changed=options.rerun_changed,
+        )
+        if plan.changed and not options.rerun_changed:
+            log.warning(
+                "cases_changed",
+                count=len(plan.changed),
+                first=plan.changed[:3],
+                hint="their results are kept; rerun them with --rerun-changed",
+            )
+        await aggregator.expect_replacements(plan.replacing)
         log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
 
         async def deliver(result: TestResult) -> None:
@@ -147,13 +278,21 @@ async def run_evaluation(
                 if asyncio.iscoroutine(maybe):
                     await maybe
 
-        async with _simulator(config, options) as (sim_keys, base_urls, sim):
-            async with Engine(config, keys=sim_keys or keys, base_urls=base_urls) as engine:
+        responder = _responder(suite, plan, options.seed) if options.simulate else None
+        async with _simulator(config, options, responder) as (sim_keys, sim_urls, sim):
+            async with Engine(
+                config,
+                keys=sim_keys or keys,
+                base_urls={**sim_urls, **base_urls} if sim is None else sim_urls,
+                tag_requests=sim is not None and suite.simulate is not None,
+            ) as engine:
                 uninstall = _install_stop_signals(engine) if handle_signals else (lambda: None)
                 try:
                     display = progress(engine, plan) if progress else contextlib.nullcontext()
                     async with display:
-                        summary = await engine.run(plan, evaluate, on_result=deliver)
+                        summary = await engine.run(
+                            plan, run_one, on_result=deliver, check_outcome=suite.check_outcome
+                        )
                 finally:
                     uninstall()
             sim_stats = sim.stats() if sim is not None else None
@@ -164,5 +303,7 @@ async def run_evaluation(
         journal=out / "results.jsonl",
         planned=plan.total,
         skipped=plan.skipped,
+        suite=suite.name,
+        changed=plan.changed,
         sim_stats=sim_stats,
     )

@@ -1,4 +1,4 @@
-"""Small data types shared by every part of ultra_async."""
+"""Small data types shared by every part of ultra_async: no suite's vocabulary here."""
 
 from __future__ import annotations
 
@@ -7,40 +7,51 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
+import orjson
+
 Message = Mapping[str, Any]
 ApiKind = Literal["openai", "azure"]
-Outcome = Literal["completed", "infra_error"]
+#: how a test ended: a result that counts, or one of three kinds of error counted apart
+Kind = Literal["completed", "infra_error", "request_error", "evaluate_error"]
+KINDS: tuple[str, ...] = ("completed", "infra_error", "request_error", "evaluate_error")
+SUCCESS_LEVELS: tuple[str, ...] = ("full_success", "partial_success", "failure")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One thing to evaluate: a stable `id`, its value for each of the suite's dimensions, data."""
+
+    id: str
+    labels: Mapping[str, str]
+    data: Any = None
+
+    def digest(self) -> str:
+        """A digest of the labels and data: a case whose digest changed is not the same case."""
+        body = orjson.dumps(
+            {"labels": dict(self.labels), "data": self.data},
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+            default=repr,
+        )
+        return hashlib.blake2b(body, digest_size=10).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class WorkItem:
-    """One test to run: a cell of the matrix and the instance number within it."""
+    """One test to run: a model, a case and the instance number; its id never uses a position."""
 
     model: str
-    prompt_type: str
-    tool_success_rate: float
-    difficulty: str
-    task_type: str
+    case: Case
     instance: int
+    #: the case's digest when it was planned (kept in the journal to notice changed cases)
+    digest: str = ""
+    id: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"{self.model}/{self.case.id}/{self.instance}")
 
     @property
-    def id(self) -> str:
-        """Stable id: the same item has the same id in every run, on every machine."""
-        return (
-            f"{self.model}/{self.prompt_type}/{rate_key(self.tool_success_rate)}/"
-            f"{self.difficulty}/{self.task_type}/{self.instance}"
-        )
-
-    @property
-    def cell(self) -> tuple[str, str, str, str, str]:
-        """The database leaf this item counts in (model, prompt, rate key, difficulty, task)."""
-        return (
-            self.model,
-            self.prompt_type,
-            rate_key(self.tool_success_rate),
-            self.difficulty,
-            self.task_type,
-        )
+    def labels(self) -> Mapping[str, str]:
+        return self.case.labels
 
     @property
     def seed(self) -> int:
@@ -118,67 +129,86 @@ class ChatResponse:
 
 
 class ChatFn(Protocol):
-    """A chat function bound to one shard: limits, retries and routing are inside."""
+    """A chat function bound to one shard and one test: limits, retries and routing are inside.
+
+    `item` is the work item being run (model, case, instance, seed).
+    """
+
+    @property
+    def item(self) -> WorkItem: ...  # pragma: no cover
 
     async def __call__(
         self, messages: Sequence[Message], **params: Any
     ) -> ChatResponse: ...  # pragma: no cover
 
 
-@dataclass(slots=True)
-class TestOutcome:
-    """What an evaluation returns for one test: the model's result, scored."""
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a suite's `evaluate` returns for one test.
 
-    __test__ = False  # not a pytest test class
+    `metrics` are any numeric measures (summed and averaged at every node of the database);
+    `details` is free-form and kept in the journal. Tokens left at 0 are filled in from the
+    test's chat responses.
+    """
 
     success_level: str = "failure"
-    workflow_score: float = 0.0
-    phase2_score: float = 0.0
-    quality_score: float = 0.0
-    final_score: float = 0.0
-    turns: int = 0
-    tool_calls: int = 0
-    tool_coverage_rate: float = 0.0
+    score: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
     error_category: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
-    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def passed(
+        cls,
+        ok: bool,
+        *,
+        score: float | None = None,
+        metrics: Mapping[str, float] | None = None,
+        error_category: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """A pass/fail outcome: full_success or failure, score 1.0/0.0 unless given."""
+        return cls(
+            "full_success" if ok else "failure",
+            score=(1.0 if ok else 0.0) if score is None else score,
+            metrics=metrics or {},
+            error_category=error_category,
+            details=details or {},
+        )
 
 
-Evaluate = Callable[[WorkItem, ChatFn], Awaitable[TestOutcome]]
+Evaluate = Callable[[WorkItem, ChatFn], Awaitable[Outcome]]
 
 
 @dataclass(slots=True)
 class TestResult:
-    """One finished test (or infra error): the journal line and the aggregator's input."""
+    """One finished test (a result or an error): the journal line and the aggregator's input."""
 
     __test__ = False  # not a pytest test class
 
     item_id: str
     model: str
-    prompt_type: str
-    tool_success_rate: float
-    difficulty: str
-    task_type: str
+    case_id: str
     instance: int
+    labels: dict[str, str]
     shard: str
-    outcome: Outcome
+    outcome: str
     execution_time_s: float = 0.0
     requests: int = 0
     retries: int = 0
-    infra_reason: str | None = None
+    reason: str | None = None
     finished_at: float = 0.0
     success_level: str = "failure"
-    workflow_score: float = 0.0
-    phase2_score: float = 0.0
-    quality_score: float = 0.0
-    final_score: float = 0.0
-    turns: int = 0
-    tool_calls: int = 0
-    tool_coverage_rate: float = 0.0
+    score: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
     error_category: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_requests: int = 0
+    cost: float = 0.0
+    case_digest: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -186,61 +216,63 @@ class TestResult:
         return self.outcome == "infra_error"
 
     @property
-    def cell(self) -> tuple[str, str, str, str, str]:
-        return (
-            self.model,
-            self.prompt_type,
-            rate_key(self.tool_success_rate),
-            self.difficulty,
-            self.task_type,
+    def is_completed(self) -> bool:
+        return self.outcome == "completed"
+
+    @property
+    def is_final(self) -> bool:
+        """A record that ends the item for a plain rerun: anything but an infra error."""
+        return self.outcome != "infra_error"
+
+    @classmethod
+    def from_outcome(cls, item: WorkItem, shard: str, outcome: Outcome, **extra: Any) -> TestResult:
+        return cls(
+            **_item_fields(item),
+            shard=shard,
+            outcome="completed",
+            success_level=outcome.success_level,
+            score=outcome.score,
+            metrics=dict(outcome.metrics),
+            error_category=outcome.error_category,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            details=dict(outcome.details),
+            **extra,
         )
 
     @classmethod
-    def from_outcome(
-        cls,
-        item: WorkItem,
-        shard: str,
-        outcome: TestOutcome,
-        **extra: Any,
-    ) -> TestResult:
-        scored = {name: getattr(outcome, name) for name in _OUTCOME_FIELDS}
-        return cls(shard=shard, outcome="completed", **_item_fields(item), **scored, **extra)
+    def error(cls, kind: str, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
+        """A record of a test that ended without a result (`infra_error`, `request_error`, ...)."""
+        return cls(**_item_fields(item), shard=shard, outcome=kind, reason=reason, **extra)
 
     @classmethod
     def infra_error(cls, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
-        return cls(
-            shard=shard, outcome="infra_error", infra_reason=reason, **_item_fields(item), **extra
-        )
+        return cls.error("infra_error", item, shard, reason, **extra)
+
+    @classmethod
+    def request_error(cls, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
+        return cls.error("request_error", item, shard, reason, **extra)
+
+    @classmethod
+    def evaluate_error(cls, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
+        return cls.error("evaluate_error", item, shard, reason, **extra)
 
     def to_record(self) -> dict[str, Any]:
         """A plain dict of every field (`details` is shared, not copied)."""
         return {name: getattr(self, name) for name in _RESULT_ORDER}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> TestResult:
-        """Build from a journal record; unknown keys (from newer versions) are ignored."""
-        known = _RESULT_FIELDS
-        return cls(**{k: v for k, v in record.items() if k in known})
 
 
 def _item_fields(item: WorkItem) -> dict[str, Any]:
     return {
         "item_id": item.id,
         "model": item.model,
-        "prompt_type": item.prompt_type,
-        "tool_success_rate": item.tool_success_rate,
-        "difficulty": item.difficulty,
-        "task_type": item.task_type,
+        "case_id": item.case.id,
         "instance": item.instance,
+        "labels": dict(item.case.labels),
+        "case_digest": item.digest,
     }
 
 
-# field names, computed once: dataclasses.asdict deep-copies and is the slowest part of a result
-_OUTCOME_FIELDS = tuple(f.name for f in fields(TestOutcome))
+#: field names, computed once: dataclasses.asdict deep-copies and is the slowest part of a result
 _RESULT_ORDER = tuple(f.name for f in fields(TestResult))
-_RESULT_FIELDS = frozenset(_RESULT_ORDER)
-
-
-def rate_key(rate: float) -> str:
-    """The database key of a tool success rate: the rate rounded, as a string (0.8 → "0.8")."""
-    return f"{round(rate, 4):g}"
+RESULT_FIELDS = frozenset(_RESULT_ORDER)

@@ -19,7 +19,8 @@ import orjson
 from ..config import Config, Settings, load_config
 from ..errors import ConfigError, PlanError, UltraAsyncError
 from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from ..planner import Plan, make_plan, matrix_from
+from ..planner import Plan
+from .options import add_suite_options, run_options
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -30,32 +31,6 @@ def _add_providers(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         default=None,
         help="providers.yaml to use (default: $ULTRA_ASYNC_PROVIDERS or ./providers.yaml)",
-    )
-
-
-def add_matrix_options(parser: argparse.ArgumentParser) -> None:
-    """The test-matrix flags shared by `plan` and `run`."""
-    group = parser.add_argument_group("test matrix")
-    group.add_argument("--models", default="all", help="comma-separated model names, or all")
-    group.add_argument(
-        "--prompt-types",
-        default="optimal",
-        help="comma-separated prompt types, or a group: all (baseline,cot,optimal), "
-        "all_with_flawed, flawed (default: optimal)",
-    )
-    group.add_argument(
-        "--rates", default="0.8", help="comma-separated tool success rates (default: 0.8)"
-    )
-    group.add_argument(
-        "--difficulties",
-        default="easy",
-        help="comma-separated difficulties, or all (default: easy)",
-    )
-    group.add_argument(
-        "--task-types", default="all", help="comma-separated task types, or all (default: all)"
-    )
-    group.add_argument(
-        "--instances", type=int, default=1, help="test instances per matrix cell (default: 1)"
     )
 
 
@@ -90,9 +65,10 @@ def _limit(start: float, maximum: float) -> int | float | str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from ..runner import plan_only
+
     config = config_from_args(args)
-    matrix = matrix_from(config, args)
-    plan = make_plan(config, matrix)
+    plan = plan_only(run_options(args), config)
     rows = plan_rows(plan)
     if args.format == "json":
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -175,7 +151,7 @@ def command(
 @command("plan", "print the shard table for a test matrix")
 def _plan(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
-    add_matrix_options(parser)
+    add_suite_options(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table")
     return cmd_plan
 
@@ -204,7 +180,7 @@ def out_from_args(args: argparse.Namespace) -> Path:
 @command("run", "run an evaluation (resumes from the journal in --out)")
 def _run(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
-    add_matrix_options(parser)
+    add_suite_options(parser)
     _add_out(parser)
     parser.add_argument(
         "--simulate",
@@ -218,6 +194,17 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         help="start a new database; the old database and journal are moved to a backup folder",
     )
     parser.add_argument("--buffer-size", type=int, default=3, help="results per database write")
+    parser.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="also rerun tests that ended as request errors (a 4xx such as a content filter) "
+        "or evaluate errors (the suite's code failed); a plain rerun keeps them",
+    )
+    parser.add_argument(
+        "--rerun-changed",
+        action="store_true",
+        help="rerun tests whose case (labels or data) changed since they were journaled",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live progress display")
     parser.add_argument(
         "--log-level", default=None, help="debug, info, warning, error (default: info)"

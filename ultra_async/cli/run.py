@@ -17,10 +17,11 @@ from ..config import Settings
 from ..engine.engine import Engine
 from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ..logs import configure_logging
-from ..planner import MATRIX_OPTIONS, Plan
+from ..planner import Plan
 from ..report.progress import live_progress
 from ..report.tables import write_report
-from ..runner import RunOptions, RunReport, run_evaluation
+from ..runner import RunReport, run_evaluation
+from .options import run_options
 
 
 def shard_table(report: RunReport) -> Table:
@@ -75,14 +76,16 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    options = RunOptions(
-        **{name: getattr(args, name) for name in MATRIX_OPTIONS},
+    options = run_options(
+        args,
         simulate=args.simulate,
         seed=args.seed,
         out=out,
         fresh=args.fresh,
         providers=Path(args.providers) if args.providers else None,
         buffer_size=args.buffer_size,
+        retry_errors=args.retry_errors,
+        rerun_changed=args.rerun_changed,
     )
     console = Console() if sys.stdout.isatty() else Console(width=140)
 
@@ -98,8 +101,17 @@ def run_command(args: argparse.Namespace) -> int:
     if report.database.exists():
         # the same table `report` prints: one renderer for model × prompt type results
         write_report(orjson.loads(report.database.read_bytes()), sys.stdout, "table")
+    errors = ", ".join(
+        f"{count} {label}"
+        for count, label in (
+            (summary.infra_errors, "infra errors"),
+            (summary.request_errors, "request errors"),
+            (summary.evaluate_errors, "evaluate errors"),
+        )
+        if count
+    )
     console.print(
-        f"{summary.completed} tests completed, {summary.infra_errors} infra errors, "
+        f"{summary.completed} tests completed{', ' + errors if errors else ''}, "
         f"{report.skipped} already done before this run, {summary.wall_s:.1f}s; "
         f"{summary.requests} requests, {summary.rate_limited} 429s, {summary.retries} retries. "
         f"Results in {report.out}/",
@@ -107,6 +119,16 @@ def run_command(args: argparse.Namespace) -> int:
     )
     if report.sim_stats is not None and not args.quiet:
         console.print(f"simulator: {_sim_line(report.sim_stats)}", highlight=False)
+    for line in error_lines(summary.error_reasons):
+        console.print(line, highlight=False, markup=False)
+    if report.changed:
+        more = f" (first: {', '.join(report.changed[:3])})"
+        console.print(
+            f"{len(report.changed)} journaled tests belong to cases that changed since{more}; "
+            "their old results are kept. Rerun them with --rerun-changed.",
+            highlight=False,
+            markup=False,
+        )
     if summary.interrupted:
         console.print("interrupted: run the same command again to finish the remaining tests")
         return EXIT_INTERRUPTED
@@ -117,6 +139,31 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+#: what to do about each kind of error, said once after the reasons
+_ADVICE = {
+    "infra_error": "the API kept failing: run the same command again to retry these",
+    "request_error": "the API refused the request (4xx): final; --retry-errors reruns them",
+    "evaluate_error": "the suite's evaluate failed: fix it, then rerun with --retry-errors",
+}
+
+
+def error_lines(reasons: dict[str, int], limit: int = 5) -> list[str]:
+    """Tests that ended without a result, by kind and cause with counts, and what to do."""
+    by_kind: dict[str, list[tuple[int, str]]] = {}
+    for key, count in reasons.items():
+        kind, _, reason = key.partition(": ")
+        by_kind.setdefault(kind, []).append((count, reason))
+    lines = []
+    for kind, causes in sorted(by_kind.items()):
+        total = sum(c for c, _ in causes)
+        lines.append(f"{total} {kind.replace('_', ' ')}s — {_ADVICE.get(kind, '')}:")
+        for count, reason in sorted(causes, reverse=True)[:limit]:
+            lines.append(f"  {count} × {reason}")
+        if len(causes) > limit:
+            lines.append(f"  … and {len(causes) - limit} other causes (see run.log)")
+    return lines
 
 
 def _sim_line(stats: dict[str, Any]) -> str:

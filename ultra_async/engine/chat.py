@@ -18,16 +18,46 @@ log = structlog.get_logger("ultra_async.engine.engine")
 class BoundChat:
     """The chat function handed to `evaluate`: one shard's route, limits and retry loop."""
 
-    __slots__ = ("_deadline", "_item", "_state", "requests", "retries")
+    __slots__ = (
+        "_deadline",
+        "_input_tokens",
+        "_item",
+        "_output_tokens",
+        "_state",
+        "_tag",
+        "requests",
+        "retries",
+    )
 
-    def __init__(self, state: ShardState, item: WorkItem, deadline: float) -> None:
+    def __init__(
+        self, state: ShardState, item: WorkItem, deadline: float, *, tag: bool = False
+    ) -> None:
         self._state = state
         self._item = item
         self._deadline = deadline
+        self._tag = tag
+        self._input_tokens = self._output_tokens = 0
         self.requests = 0
         self.retries = 0
 
+    @property
+    def item(self) -> WorkItem:
+        """The work item this chat function runs (model, case, instance, seed)."""
+        return self._item
+
+    def tokens(self) -> tuple[int, int]:
+        """Input and output tokens of this test's responses so far."""
+        return self._input_tokens, self._output_tokens
+
     async def __call__(self, messages: Sequence[Message], **params: Any) -> ChatResponse:
+        if self._tag and "user" not in params:
+            params["user"] = self._item.id
+        response = await self._call(messages, params)
+        self._input_tokens += response.input_tokens
+        self._output_tokens += response.output_tokens
+        return response
+
+    async def _call(self, messages: Sequence[Message], params: dict[str, Any]) -> ChatResponse:
         try:
             return await self._attempt(messages, params)
         except RequestError as error:

@@ -22,7 +22,7 @@ from ..config import Config
 from ..errors import ConfigError, InfraError
 from ..logs import register_secret
 from ..planner import Plan, build_shards
-from ..types import Evaluate, TestResult, WorkItem
+from ..types import Evaluate, Outcome, TestResult, WorkItem
 from .chat import BoundChat
 from .client import ChatClient, client_timeout
 from .limits import KeyLimits, ShardLimits
@@ -33,6 +33,8 @@ from .watchdog import Watchdog
 log = structlog.get_logger("ultra_async.engine.engine")
 
 OnResult = Callable[[TestResult], Awaitable[None]]
+#: why an object returned by `evaluate` is not a valid outcome (None when it is)
+CheckOutcome = Callable[[object], "str | None"]
 
 #: a shard whose last this-many tests all exhausted their retries on 5xx/connection errors
 #: hands its work to healthy siblings (a deployment that is down, not a passing blip)
@@ -46,6 +48,8 @@ class RunSummary:
     planned: int
     completed: int = 0
     infra_errors: int = 0
+    request_errors: int = 0
+    evaluate_errors: int = 0
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
@@ -53,10 +57,12 @@ class RunSummary:
     interrupted: bool = False
     dead_shards: dict[str, str] = field(default_factory=dict)
     shards: list[dict[str, Any]] = field(default_factory=list)
+    #: each distinct reason a test ended without a result, with how often ("kind: reason")
+    error_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
-        return self.completed + self.infra_errors
+        return self.completed + self.infra_errors + self.request_errors + self.evaluate_errors
 
 
 class Engine:
@@ -75,6 +81,7 @@ class Engine:
         keys: Mapping[str, SecretStr] | None = None,
         base_urls: Mapping[str, str] | None = None,
         grace_s: float | None = None,
+        tag_requests: bool = False,
     ) -> None:
         self.config = config
         self._given_keys = dict(keys) if keys is not None else None
@@ -88,6 +95,11 @@ class Engine:
         self._stop = asyncio.Event()
         self._running = False
         self._watchdog = Watchdog()
+        #: send each request's work item id as the `user` field (the embedded simulator reads it)
+        self.tag_requests = tag_requests
+        self._check: CheckOutcome | None = None
+        #: distinct evaluate failures already logged (each is logged once, then counted)
+        self._logged_failures: set[str] = set()
 
     async def __aenter__(self) -> Engine:
         total_workers = sum(
@@ -122,9 +134,19 @@ class Engine:
     # -- running -------------------------------------------------------------------------
 
     async def run(
-        self, plan: Plan, evaluate: Evaluate, *, on_result: OnResult | None = None
+        self,
+        plan: Plan,
+        evaluate: Evaluate,
+        *,
+        on_result: OnResult | None = None,
+        check_outcome: CheckOutcome | None = None,
     ) -> RunSummary:
-        """Run every item of `plan` through `evaluate`; hand each TestResult to `on_result`."""
+        """Run every item of `plan` through `evaluate`; hand each TestResult to `on_result`.
+
+        `check_outcome` says why a returned object is not a valid outcome; such a test, like
+        one whose `evaluate` raised, ends as an `evaluate_error`.
+        """
+        self._check = check_outcome
         if self._session is None:
             raise RuntimeError("use `async with Engine(config) as engine:` before run()")
         if self._running:
@@ -214,11 +236,21 @@ class Engine:
         summary = RunSummary(planned=plan.total)
         emit = on_result or _discard
 
+        reasons = summary.error_reasons
+
         async def deliver(result: TestResult) -> None:
-            if result.is_infra_error:
-                summary.infra_errors += 1
-            else:
+            kind = result.outcome
+            if kind == "completed":
                 summary.completed += 1
+            else:
+                if kind == "infra_error":
+                    summary.infra_errors += 1
+                elif kind == "request_error":
+                    summary.request_errors += 1
+                else:
+                    summary.evaluate_errors += 1
+                key = f"{kind}: {result.reason}"
+                reasons[key] = reasons.get(key, 0) + 1
             await emit(result)
 
         tasks = [
@@ -255,6 +287,8 @@ class Engine:
             "run_finished",
             completed=summary.completed,
             infra_errors=summary.infra_errors,
+            request_errors=summary.request_errors,
+            evaluate_errors=summary.evaluate_errors,
             interrupted=summary.interrupted,
             wall_s=round(summary.wall_s, 3),
         )
@@ -332,10 +366,11 @@ class Engine:
         shard = state.shard
         deadline_s = state.retrier.policy.test_deadline_s
         started = time.monotonic()
-        chat = BoundChat(state, item, started + deadline_s)
+        chat = BoundChat(state, item, started + deadline_s, tag=self.tag_requests)
         task = asyncio.current_task()
         assert task is not None
         self._watchdog.watch(task, started + deadline_s)
+        kind = "infra_error"
         try:
             outcome = await evaluate(item, chat)
         except asyncio.CancelledError:
@@ -362,19 +397,60 @@ class Engine:
                 return None
             reason = error.reason
         except Exception as error:  # a bug in evaluate must not end the run
-            log.exception("evaluate_failed", model=shard.model, shard=shard.name, item=item.id)
-            reason = f"evaluate raised {type(error).__name__}: {error}"
+            kind = "evaluate_error"
+            reason = _one_line(f"evaluate raised {type(error).__name__}: {error}")
+            self._log_evaluate_failure(reason, error, shard.model, item.id)
         else:
-            state.done += 1
-            state.failing_streak = 0
-            return TestResult.from_outcome(item, shard.name, outcome, **_timing(chat, started))
+            problem = self._check(outcome) if self._check is not None else None
+            if problem is None and not isinstance(outcome, Outcome):
+                problem = f"evaluate returned {type(outcome).__name__}, not an Outcome"
+            if problem is None:
+                state.done += 1
+                state.failing_streak = 0
+                timing = _timing(chat, started)
+                result = TestResult.from_outcome(item, shard.name, outcome, **timing)
+                if not outcome.input_tokens and not outcome.output_tokens:
+                    result.input_tokens, result.output_tokens = chat.tokens()
+                return result
+            kind = "evaluate_error"
+            reason = _one_line(problem)
+            self._log_evaluate_failure(reason, None, shard.model, item.id)
         finally:
             self._watchdog.forget(task)
-        state.infra_errors += 1
-        log.info(
-            "test_infra_error", model=shard.model, shard=shard.name, item=item.id, reason=reason
-        )
-        return TestResult.infra_error(item, shard.name, reason, **_timing(chat, started))
+        if kind == "infra_error":
+            state.infra_errors += 1
+            log.info(
+                "test_infra_error", model=shard.model, shard=shard.name, item=item.id, reason=reason
+            )
+        else:
+            state.evaluate_errors += 1
+        return TestResult.error(kind, item, shard.name, reason, **_timing(chat, started))
+
+    def _log_evaluate_failure(
+        self, reason: str, error: BaseException | None, model: str, item_id: str
+    ) -> None:
+        """Log each distinct evaluate failure once (with a compact traceback); count the rest."""
+        if reason in self._logged_failures:
+            return
+        self._logged_failures.add(reason)
+        where = _where(error) if error is not None else None
+        log.warning("evaluate_failed", model=model, item=item_id, reason=reason, where=where)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _where(error: BaseException) -> str:
+    """The innermost frame of a traceback as `file:line in function` (no locals, no source)."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename}:{last.lineno} in {last.name}"
 
 
 def _timing(chat: BoundChat, started: float) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class ShardState:
     retrier: Retrier
     done: int = 0
     infra_errors: int = 0
+    evaluate_errors: int = 0
     in_flight: int = 0
     requests: int = 0
     rate_limited: int = 0
@@ -48,6 +49,7 @@ class ShardState:
             "queued": len(self.queue),
             "done": self.done,
             "infra_errors": self.infra_errors,
+            "evaluate_errors": self.evaluate_errors,
             "in_flight": self.in_flight,
             "peak_in_flight": self.limits.tests.peak,
             "workers": self.limits.tests.limit,

@@ -17,6 +17,8 @@ from ..errors import DatabaseError, StorageError
 from ..naming import ModelNames
 from ..types import TestResult
 from .export import DatabaseDocument
+from .layout import Layout
+from .replay import header_line, replay
 from .stats import INFRA, SCHEMA_VERSION, TOTAL, Snapshot, StatsTree, invalid_reason
 from .storage import (
     DATABASE_FILE,
@@ -58,6 +60,7 @@ class Aggregator:
         flush_interval_s: float = 2.0,
         fsync: FsyncPolicy = "batch",
         queue_size: int = 1024,
+        layout: Layout | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1 (got {buffer_size})")
@@ -69,7 +72,8 @@ class Aggregator:
         self.fsync: FsyncPolicy = fsync
         self._queue_size = queue_size
         self._names = names
-        self._tree = StatsTree(names)
+        self._layout = layout
+        self._tree = StatsTree(names, layout)
         self._counts = dict.fromkeys(
             (
                 "received",
@@ -77,6 +81,9 @@ class Aggregator:
                 "duplicates",
                 "invalid",
                 "infra_errors",
+                "request_errors",
+                "evaluate_errors",
+                "replaced",
                 "db_writes",
                 "db_write_errors",
             ),
@@ -102,6 +109,28 @@ class Aggregator:
     def done_ids(self) -> set[str]:
         """Ids of items with a completed record (journal at start and this run)."""
         return self._tree.done_ids()
+
+    def journaled(self) -> dict[str, tuple[str, str]]:
+        """Items with a final record: the record's kind and the case digest it ran with."""
+        return self._tree.journaled()
+
+    @property
+    def layout(self) -> Layout:
+        """The suite layout of the statistics (from the journal, or as given)."""
+        return self._tree.layout
+
+    async def expect_replacements(self, item_ids: set[str]) -> None:
+        """Get ready for records that replace these items' final records (a rerun of errors or
+        changed cases): their current records are read back so their counts can be taken out.
+        """
+        if item_ids:
+            await self._in_thread(self._remember, frozenset(item_ids))
+
+    def _remember(self, item_ids: frozenset[str]) -> None:
+        self._tree.keep(item_ids)
+        for entry in iter_journal(self.out_dir / JOURNAL_FILE):
+            if isinstance(entry, TestResult) and entry.item_id in item_ids:
+                self._tree.remember(entry)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -158,11 +187,7 @@ class Aggregator:
             created_at = str((existing or {}).get("created_at") or timestamp())
             remove_stale_temp_files(db_path)
             scan = JournalScan()
-            for entry in iter_journal(journal_path, scan):
-                if isinstance(entry, TestResult):
-                    self._tree.add_result(entry)
-                else:
-                    self._tree.add_imported(entry)
+            self._tree = replay(journal_path, scan, names=self._names, layout=self._layout)
             raise_if_damaged(journal_path, scan)
             if scan.records == 0 and existing is not None and _has_counts(existing):
                 raise DatabaseError(
@@ -170,11 +195,15 @@ class Aggregator:
                     f"cannot be carried forward; run `python -m ultra_async db migrate --out "
                     f"{self.out_dir}` to import them, or start over with --fresh"
                 )
+            if scan.records == 0 and not scan.bad_lines and not self._tree.layout.workflow:
+                # a new journal names its suite first, so a rebuild knows the dimensions
+                # (a journal without that line is the workflow benchmark's, as it always was)
+                journal.append(orjson.dumps(header_line(self._tree.layout)) + b"\n")
         except BaseException:
             journal.close()
             raise
         self._journal = journal
-        self._document = DatabaseDocument(created_at)
+        self._document = DatabaseDocument(created_at, self._tree.layout)
         self._document.update(self._tree.full_snapshot())
         root = self._tree.nodes[()]
         log.info(
@@ -239,21 +268,23 @@ class Aggregator:
 
     async def _absorb(self, chunk: list[TestResult]) -> None:
         tree, accepted, lines = self._tree, [], []
-        completed_here: set[str] = set()
+        layout = tree.layout
+        final_here: set[str] = set()
         for result in chunk:
             self._counts["received"] += 1
-            problem = invalid_reason(result)
+            problem = invalid_reason(result, layout)
             if problem is not None:
                 # Never journal what cannot be counted: it would break every later rebuild.
                 self._counts["invalid"] += 1
                 log.error("result_invalid", item=str(result.item_id), reason=problem)
                 continue
-            if tree.is_done(result.item_id) or result.item_id in completed_here:
+            item_id = result.item_id
+            if item_id in final_here or (tree.is_done(item_id) and not tree.replaces(result)):
                 self._counts["duplicates"] += 1
-                log.warning("result_duplicate", item=result.item_id, shard=result.shard)
+                log.warning("result_duplicate", item=item_id, shard=result.shard)
                 continue
-            if not result.is_infra_error:
-                completed_here.add(result.item_id)
+            if result.is_final:
+                final_here.add(item_id)
             normal = tree.normalize(result)
             accepted.append(normal)
             lines.append(_journal_line(normal, result.model))
@@ -263,9 +294,11 @@ class Aggregator:
         # The append runs in a thread because a busy disk can block even a small write.
         await self._in_thread(self._append, b"".join(lines))
         self._counts["journaled"] += len(accepted)
+        counts = self._counts
         for result in accepted:
-            if tree.add_result(result) == "infra_error":
-                self._counts["infra_errors"] += 1
+            counted = _COUNTED_AS.get(tree.add_result(result))
+            if counted is not None:
+                counts[counted] += 1
         self._pending += len(accepted)
         if self._pending >= self.buffer_size:
             self._request_write()
@@ -389,6 +422,13 @@ class Aggregator:
             raise self._write_error
 
 
+#: the aggregator's counter of each way `StatsTree.add_result` can count a record
+_COUNTED_AS = {
+    "infra_error": "infra_errors",
+    "request_error": "request_errors",
+    "evaluate_error": "evaluate_errors",
+    "replaced": "replaced",
+}
 _DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 

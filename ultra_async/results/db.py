@@ -26,19 +26,10 @@ from ..exitcodes import (
     EXIT_UNREADABLE,
 )
 from ..naming import ModelNames
-from ..types import TestResult
 from .export import DatabaseDocument
-from .stats import (
-    COUNTER_FIELDS,
-    ERROR_FIELDS,
-    LEAF_DEPTH,
-    LEVEL_KEYS,
-    MEANS,
-    NODE_FIELDS,
-    SCHEMA_VERSION,
-    TOTAL,
-    StatsTree,
-)
+from .layout import FIXED_COUNTERS, Layout, layout_of_database
+from .replay import replay
+from .stats import REQUIRED_FIELDS, SCHEMA_VERSION, TOTAL, StatsTree, node_fields
 from .storage import (
     DATABASE_FILE,
     JOURNAL_FILE,
@@ -52,7 +43,6 @@ from .storage import (
     timestamp,
 )
 
-_SUM_FIELDS = tuple(s for _, s, _ in MEANS)
 #: fields that legitimately differ between two runs with the same results
 _VOLATILE = frozenset({"created_at", "last_updated", "imported_at"})
 _TIMING = frozenset({"avg_execution_time", "sum_execution_time"})
@@ -73,21 +63,25 @@ def comparable(db: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _nodes(db: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], Mapping[str, Any], list[Any]]]:
+def _nodes(
+    db: Mapping[str, Any], layout: Layout | None = None
+) -> Iterator[tuple[tuple[str, ...], Mapping[str, Any], list[Any]]]:
     """(path, stats, children's stats) for every node that has children; leaves are flat."""
+    layout = layout or layout_of_database(db)
+    depth, level_keys = layout.depth, layout.level_keys
 
     def walk(node: Mapping[str, Any], path: tuple[str, ...]) -> Iterator[Any]:
-        children = node.get(LEVEL_KEYS[len(path)])
+        children = node.get(level_keys[len(path)])
         if not isinstance(children, Mapping):
-            raise DatabaseError(f"{_name(path)} has no {LEVEL_KEYS[len(path)]} object")
+            raise DatabaseError(f"{_name(path)} has no {level_keys[len(path)]} object")
         kids: list[Any] = []
         for name in sorted(children):
             child = children[name]
             if not isinstance(child, Mapping):
                 raise DatabaseError(f"{_name((*path, name))} is not an object")
-            kids.append(child if len(path) + 1 == LEAF_DEPTH else child.get("overall_stats"))
+            kids.append(child if len(path) + 1 == depth else child.get("overall_stats"))
         yield path, node.get("overall_stats"), kids
-        if len(path) + 1 < LEAF_DEPTH:
+        if len(path) + 1 < depth:
             for name in sorted(children):
                 yield from walk(children[name], (*path, name))
 
@@ -107,8 +101,14 @@ def check_invariants(db: Mapping[str, Any]) -> list[tuple[int, str]]:
         )
         problems.append((EXIT_SCHEMA, f"schema version {db.get('version')!r}, not 4.0; {hint}"))
         return problems
+    layout = layout_of_database(db)
+    all_fields = node_fields((0,) * layout.width, layout)
+    required = REQUIRED_FIELDS if layout.workflow else tuple(all_fields)
+    counters = [f for f in (*FIXED_COUNTERS, *(f"{c}_errors" for c in layout.categories))]
+    sums = [m.sum_field for m in layout.measures.values()]
+    errors = [f"{c}_errors" for c in layout.categories]
     try:
-        nodes = list(_nodes(db))
+        nodes = list(_nodes(db, layout))
     except DatabaseError as exc:
         return [(EXIT_SCHEMA, str(exc))]
     for path, stats, kids in nodes:
@@ -118,56 +118,57 @@ def check_invariants(db: Mapping[str, Any]) -> list[tuple[int, str]]:
                 problems.append((EXIT_SCHEMA, f"{_name(where)}: statistics missing"))
                 malformed = True
                 continue
-            missing = [f for f in NODE_FIELDS if not isinstance(node.get(f), int | float)]
+            missing = [f for f in required if not _is_number(node.get(f))]
             if missing:
                 problems.append((EXIT_SCHEMA, f"{_name(where)}: fields missing: {missing[:4]}"))
                 malformed = True
         if malformed:
             continue
         assert isinstance(stats, Mapping)
-        problems += [(EXIT_INVARIANTS, f"{_name(path)}: {m}") for m in _node_invariants(stats)]
-        for f in COUNTER_FIELDS:
-            if stats[f] != sum(k[f] for k in kids):
+        problems += [
+            (EXIT_INVARIANTS, f"{_name(path)}: {m}") for m in _node_invariants(stats, errors)
+        ]
+        for f in counters:
+            if stats.get(f, 0) != sum(k.get(f, 0) for k in kids):
                 problems.append((EXIT_INVARIANTS, f"{_name(path)}: {f} is not the sum of children"))
-        for f in _SUM_FIELDS:
+        for f in sums:
             if not math.isclose(
-                stats[f], math.fsum(k[f] for k in kids), rel_tol=1e-9, abs_tol=1e-6
+                stats.get(f, 0), math.fsum(k.get(f, 0) for k in kids), rel_tol=1e-9, abs_tol=1e-6
             ):
                 problems.append((EXIT_INVARIANTS, f"{_name(path)}: {f} is not the sum of children"))
-        if len(path) + 1 == LEAF_DEPTH:
+        if len(path) + 1 == layout.depth:
             for kid in kids:
                 problems += [
-                    (EXIT_INVARIANTS, f"{_name(path)}/leaf: {m}") for m in _node_invariants(kid)
+                    (EXIT_INVARIANTS, f"{_name(path)}/leaf: {m}")
+                    for m in _node_invariants(kid, errors)
                 ]
     return problems
 
 
-def _node_invariants(s: Mapping[str, Any]) -> list[str]:
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _node_invariants(s: Mapping[str, Any], error_fields: list[str]) -> list[str]:
     out = []
     if s["success"] + s["failure"] != s["total"]:
         out.append("success + failure != total")
     if s["full_success"] + s["partial_success"] != s["success"]:
         out.append("full_success + partial_success != success")
-    errors = sum(s[f] for f in ERROR_FIELDS)
-    if errors != s["total_errors"]:
+    if sum(s.get(f, 0) for f in error_fields) != s["total_errors"]:
         out.append("total_errors is not the sum of the categories")
     return out
 
 
 def load_tree(out_dir: Path, names: ModelNames | None = None) -> tuple[StatsTree, JournalScan]:
     """The statistics the journal in `out_dir` implies, and what reading it found."""
-    tree, scan = StatsTree(names), JournalScan()
-    for _, entry in iter_journal_lines(Path(out_dir) / JOURNAL_FILE, scan):
-        if isinstance(entry, TestResult):
-            tree.add_result(entry)
-        else:
-            tree.add_imported(entry)
-    return tree, scan
+    scan = JournalScan()
+    return replay(Path(out_dir) / JOURNAL_FILE, scan, names=names), scan
 
 
 def render(tree: StatsTree, created_at: str) -> list[bytes]:
     """The database document of a tree, as chunks of bytes."""
-    document = DatabaseDocument(created_at)
+    document = DatabaseDocument(created_at, tree.layout)
     document.update(tree.full_snapshot())
     return document.chunks(timestamp())
 
@@ -264,7 +265,7 @@ def rebuild(out_dir: Path, *, names: ModelNames | None = None) -> Report:
 
 
 def _leaves(tree: StatsTree) -> int:
-    return sum(1 for p in tree.nodes if len(p) == LEAF_DEPTH)
+    return sum(1 for p in tree.nodes if len(p) == tree.layout.depth)
 
 
 def _created_at(db_path: Path, report: Report) -> str:

@@ -11,15 +11,12 @@ from typing import IO, Any
 import orjson
 
 from ..errors import DatabaseError
+from .layout import Layout, layout_of_database
 from .stats import (
-    DIMENSIONS,
     INFRA,
-    LEAF_DEPTH,
-    LEVEL_KEYS,
-    NODE_FIELDS,
     SCHEMA_VERSION,
     TOTAL,
-    WIDTH,
+    WORKFLOW,
     NodePath,
     Snapshot,
     Vector,
@@ -27,22 +24,26 @@ from .stats import (
 )
 
 
-def summary_fields(root: Vector, models: int, leaves: int) -> dict[str, Any]:
-    """The root `summary`: coverage at a glance (items = completed tests + open infra errors)."""
-    fields = node_fields(root)
-    return {
+def summary_fields(
+    root: Vector, models: int, leaves: int, layout: Layout = WORKFLOW
+) -> dict[str, Any]:
+    """The root `summary`: coverage at a glance (items = tests with a record of any kind)."""
+    fields = node_fields(root, layout)
+    out = {
         "models": models,
         "leaves": leaves,
-        "items": root[TOTAL] + root[INFRA],
+        "items": root[TOTAL] + root[INFRA] + fields["request_errors"] + fields["evaluate_errors"],
         "total": root[TOTAL],
         "infra_errors": root[INFRA],
+        "request_errors": fields["request_errors"],
+        "evaluate_errors": fields["evaluate_errors"],
         "success_rate": fields["success_rate"],
         "weighted_success_score": fields["weighted_success_score"],
-        "avg_final_score": fields["avg_final_score"],
     }
-
-
-_CHILD_KEYS = tuple(b',"' + key.encode() + b'":' for key in LEVEL_KEYS)
+    score = "avg_final_score" if layout.workflow else "avg_score"
+    if score in fields:
+        out[score] = fields[score]
+    return out
 
 
 class DatabaseDocument:
@@ -53,8 +54,11 @@ class DatabaseDocument:
     thread-safe: one writer thread owns it.
     """
 
-    def __init__(self, created_at: str) -> None:
+    def __init__(self, created_at: str, layout: Layout = WORKFLOW) -> None:
         self.created_at = created_at
+        self.layout = layout
+        self._depth = layout.depth
+        self._child_keys = tuple(b',"' + key.encode() + b'":' for key in layout.level_keys)
         #: each node's statistics as JSON, and its key as `"name":`
         self._fragments: dict[NodePath, bytes] = {}
         self._keys: dict[NodePath, bytes] = {}
@@ -64,7 +68,7 @@ class DatabaseDocument:
         self._unsorted: set[NodePath] = set()
         #: the `by_task_type` object of each difficulty node, while none of its leaves changes
         self._groups: dict[NodePath, bytes] = {}
-        self._root: Vector = (0,) * WIDTH
+        self._root: Vector = (0,) * layout.width
         self._imports = b"[]"
         self._leaves = 0
 
@@ -72,16 +76,17 @@ class DatabaseDocument:
         """Take in the nodes a snapshot holds."""
         children = self._children
         for path in snap.added:
-            if len(path) < LEAF_DEPTH:
+            if len(path) < self._depth:
                 children.setdefault(path, ())
             if path:
                 self._keys[path] = orjson.dumps(path[-1]) + b":"
                 children[path[:-1]] += (path,)
                 self._unsorted.add(path[:-1])
-                self._leaves += len(path) == LEAF_DEPTH
+                self._leaves += len(path) == self._depth
+        layout = self.layout
         for path, vector in snap.changed.items():
-            self._fragments[path] = orjson.dumps(node_fields(vector))
-            if len(path) == LEAF_DEPTH - 1:
+            self._fragments[path] = orjson.dumps(node_fields(vector, layout))
+            if len(path) == self._depth - 1:
                 self._groups.pop(path, None)
         self._root = snap.changed.get((), self._root)
         self._imports = orjson.dumps(snap.imports)
@@ -95,24 +100,27 @@ class DatabaseDocument:
             "version": SCHEMA_VERSION,
             "created_at": self.created_at,
             "last_updated": last_updated,
-            "summary": summary_fields(self._root, len(self._children.get((), ())), self._leaves),
+            **self.layout.header(),
+            "summary": summary_fields(
+                self._root, len(self._children.get((), ())), self._leaves, self.layout
+            ),
         }
         out = [orjson.dumps(header)[:-1], b',"overall_stats":', self._fragments[()]]
-        out += [b',"imports":', self._imports, _CHILD_KEYS[0]]
+        out += [b',"imports":', self._imports, self._child_keys[0]]
         self._emit((), out)
         out.append(b"}")
         return out
 
     def _emit(self, path: NodePath, out: list[bytes]) -> None:
         keys, fragments = self._keys, self._fragments
-        if len(path) == LEAF_DEPTH - 1:
+        if len(path) == self._depth - 1:
             group = self._groups.get(path)
             if group is None:
                 leaves = b",".join([keys[leaf] + fragments[leaf] for leaf in self._children[path]])
                 group = self._groups[path] = b"{" + leaves + b"}"
             out.append(group)
             return
-        child_key = _CHILD_KEYS[len(path) + 1]
+        child_key = self._child_keys[len(path) + 1]
         separator = b"{"
         for child in self._children[path]:
             out += [separator, keys[child], b'{"overall_stats":', fragments[child], child_key]
@@ -122,36 +130,48 @@ class DatabaseDocument:
         out.append(b"{}" if separator == b"{" else b"}")
 
 
+def dimensions_of(db: Mapping[str, Any]) -> tuple[str, ...]:
+    """The path of a leaf in a database document: "model", then the suite's dimensions."""
+    return ("model", *layout_of_database(db).dimensions)
+
+
 def iter_leaves(db: Mapping[str, Any]) -> Iterator[tuple[NodePath, dict[str, Any]]]:
     """Every leaf of a database document with its path, in key order."""
+    layout = layout_of_database(db)
+    depth, level_keys = layout.depth, layout.level_keys
 
     def walk(node: Mapping[str, Any], path: NodePath) -> Iterator[tuple[NodePath, dict[str, Any]]]:
-        if len(path) == LEAF_DEPTH:
+        if len(path) == depth:
             yield path, dict(node)
             return
-        children = node.get(LEVEL_KEYS[len(path)])
+        children = node.get(level_keys[len(path)])
         if not isinstance(children, Mapping):
-            raise DatabaseError(f"node {'/'.join(path) or 'root'} has no {LEVEL_KEYS[len(path)]}")
+            raise DatabaseError(f"node {'/'.join(path) or 'root'} has no {level_keys[len(path)]}")
         for name in sorted(children):
             yield from walk(children[name], (*path, name))
 
     yield from walk(db, ())
 
 
+def export_columns(db: Mapping[str, Any]) -> tuple[str, ...]:
+    """The columns of a per-leaf export: the path's dimensions, then every statistics field."""
+    layout = layout_of_database(db)
+    return (*dimensions_of(db), *node_fields((0,) * layout.width, layout))
+
+
 def leaf_rows(db: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """One flat row per leaf: the five dimensions, then every statistics field."""
+    """One flat row per leaf: the path's dimensions, then every statistics field."""
+    dims = dimensions_of(db)
+    fields = export_columns(db)[len(dims) :]
     for path, leaf in iter_leaves(db):
-        row: dict[str, Any] = dict(zip(DIMENSIONS, path, strict=True))
-        row.update((name, leaf.get(name)) for name in NODE_FIELDS)
+        row: dict[str, Any] = dict(zip(dims, path, strict=True))
+        row.update((name, leaf.get(name)) for name in fields)
         yield row
-
-
-EXPORT_COLUMNS: tuple[str, ...] = (*DIMENSIONS, *NODE_FIELDS)
 
 
 def write_csv(db: Mapping[str, Any], stream: IO[str]) -> int:
     """Write one CSV row per leaf (with a header); returns the number of rows."""
-    writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(stream, fieldnames=export_columns(db), lineterminator="\n")
     writer.writeheader()
     rows = 0
     for row in leaf_rows(db):
@@ -185,4 +205,4 @@ def to_dataframe(db: Mapping[str, Any] | Path | str) -> Any:
 
         path = Path(db)
         db = read_database(path / DATABASE_FILE if path.is_dir() else path)
-    return pandas.DataFrame(list(leaf_rows(db)), columns=list(EXPORT_COLUMNS))
+    return pandas.DataFrame(list(leaf_rows(db)), columns=list(export_columns(db)))

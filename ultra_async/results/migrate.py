@@ -18,6 +18,7 @@ from ..errors import DatabaseError
 from ..naming import ModelNames
 from ..suites.workflow.dimensions import rate_key
 from .db import Report, _name, load_tree, render
+from .layout import ADDED_COUNTERS
 from .stats import (
     COUNTER_FIELDS,
     EXACT_FIELDS,
@@ -31,8 +32,8 @@ from .stats import (
     PARTIAL,
     SCALE,
     SCHEMA_VERSION,
-    SUM0,
     TOTAL,
+    WORKFLOW,
     new_vector,
     node_fields,
     vector_from_fields,
@@ -90,14 +91,15 @@ def v3_leaf_vector(leaf: Mapping[str, Any]) -> tuple[list[int], list[str], list[
     vector[FULL], vector[PARTIAL], vector[FAILURE] = int(full), partial, int(failed)
     vector[TOTAL] = int(full) + partial + int(failed)
     for i, name in enumerate(COUNTER_FIELDS):
-        if i > INFRA:
+        if i > INFRA and name not in ADDED_COUNTERS:
             value = _number(leaf, name)
             vector[i] = int(value or 0)
             if value is None:
                 missing.append(name)
-    for i, (mean, _, _) in enumerate(MEANS):
+    for mean, _, name in MEANS:
         value = _number(leaf, mean)
-        vector[SUM0 + i] = round(value * vector[TOTAL] * SCALE) if value is not None else 0
+        index = WORKFLOW.measures[name].index
+        vector[index] = round(value * vector[TOTAL] * SCALE) if value is not None else 0
         if value is None:
             missing.append(mean)
     return vector, missing, notes

@@ -17,7 +17,11 @@ import structlog
 
 from ..errors import DatabaseError, StorageError
 from ..types import TestResult
-from .stats import IMPORTED_LEAF, invalid_reason
+from .records import result_from_record
+from .stats import IMPORTED_LEAF
+
+#: the journal's first line: which suite and dimensions its records belong to
+SUITE_RECORD = "suite"
 
 DATABASE_FILE = "master_database.json"
 JOURNAL_FILE = "results.jsonl"
@@ -249,23 +253,23 @@ def iter_journal_lines(
                 scan.bad_lines.append((lineno, "not valid JSON"))
                 continue
             entry = _entry(obj)
-            if entry is None:
-                scan.bad_lines.append((lineno, "not a result record"))
+            if isinstance(entry, str):
+                scan.bad_lines.append((lineno, entry))
                 continue
             scan.records += 1
             yield line, entry
 
 
-def _entry(obj: object) -> JournalEntry | None:
+def _entry(obj: object) -> JournalEntry | str:
+    """The entry of one parsed line, or why it is not one."""
     if not isinstance(obj, dict):
-        return None
-    if obj.get("record") == IMPORTED_LEAF:
+        return "not a result record"
+    if obj.get("record") in (IMPORTED_LEAF, SUITE_RECORD):
         return obj
     try:
-        result = TestResult.from_record(obj)
-    except TypeError:
-        return None
-    return None if invalid_reason(result) else result
+        return result_from_record(obj)
+    except (TypeError, ValueError) as exc:
+        return f"not a valid result record ({exc})"
 
 
 def raise_if_damaged(path: Path, scan: JournalScan) -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from ...types import rate_key
-
-__all__ = ["rate_key"]
-
 BASE_PROMPT_TYPES: tuple[str, ...] = ("baseline", "cot", "optimal")
 FLAWED_PROMPT_TYPES: tuple[str, ...] = (
     "flawed_sequence_disorder",
@@ -49,3 +45,8 @@ ERROR_CATEGORIES: tuple[str, ...] = (
     "dependency",
     "other",
 )
+
+
+def rate_key(rate: float) -> str:
+    """The database key of a tool success rate: the rate rounded, as a string (0.8 → "0.8")."""
+    return f"{round(rate, 4):g}"

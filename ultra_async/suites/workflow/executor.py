@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ...types import ChatFn, Evaluate, TestOutcome, WorkItem
+from ...types import ChatFn, Outcome, WorkItem
+from .item import WorkflowItem
 from .prompts import MAX_TURNS, build_prompt
 from .protocol import (
     FORMAT_HELP,
@@ -31,7 +33,7 @@ MAX_SAME_FAILURES_IN_A_ROW = 3
 MODEL_TIME_BUDGET_S = 300.0
 
 
-def flaw_seed(item: WorkItem, run_seed: int) -> int:
+def flaw_seed(item: WorkflowItem, run_seed: int) -> int:
     """The seed of a flawed plan: without model and rate, so all of them see the same flaw."""
     return dataclasses.replace(item, model="", tool_success_rate=0.0).seed_with(run_seed)
 
@@ -120,20 +122,22 @@ def _details(task: Task, trace: Trace, tools: _Tools, flaw: str | None) -> dict[
 
 
 async def evaluate(
-    item: WorkItem,
+    item: WorkflowItem | WorkItem,
     chat: ChatFn,
     *,
     run_seed: int = 0,
     send_seed: bool = True,
     max_turns: int = MAX_TURNS,
     model_time_budget_s: float = MODEL_TIME_BUDGET_S,
-) -> TestOutcome:
+) -> Outcome:
     """Run one test of the built-in benchmark against `chat` and score it.
 
     `InfraError` from `chat` propagates: an API that keeps failing is not a model failure.
     With `send_seed`, the item's seed goes to the API as the `seed` parameter (OpenAI-style),
     so a seeded model or the simulator replays the same conversation.
     """
+    if isinstance(item, WorkItem):
+        item = WorkflowItem.of(item)
     task = select_task(item, run_seed)
     seed = item.seed_with(run_seed)
     prompt = build_prompt(
@@ -179,15 +183,18 @@ async def evaluate(
         messages.append({"role": "user", "content": feedback_message(blocks, max_turns - turn)})
 
     scores = score(trace)
-    return TestOutcome(
+    return Outcome(
         success_level=scores.success_level,
-        workflow_score=scores.workflow_score,
-        phase2_score=scores.phase2_score,
-        quality_score=scores.execution_quality,
-        final_score=scores.phase2_score,
-        turns=trace.turns,
-        tool_calls=len(trace.calls),
-        tool_coverage_rate=scores.coverage,
+        score=scores.phase2_score,
+        metrics={
+            "turns": trace.turns,
+            "tool_calls": len(trace.calls),
+            "tool_coverage_rate": scores.coverage,
+            "workflow_score": scores.workflow_score,
+            "phase2_score": scores.phase2_score,
+            "quality_score": scores.execution_quality,
+            "final_score": scores.phase2_score,
+        },
         error_category=scores.error_category,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -201,10 +208,15 @@ def make_evaluate(
     send_seed: bool = True,
     max_turns: int = MAX_TURNS,
     model_time_budget_s: float = MODEL_TIME_BUDGET_S,
-) -> Evaluate:
-    """`evaluate` bound to a run seed and options, in the two-argument form the engine calls."""
+) -> Callable[[Any, ChatFn], Awaitable[Outcome]]:
+    """`evaluate` bound to a run seed and options: `(case, chat)` as a suite calls it.
 
-    async def bound(item: WorkItem, chat: ChatFn) -> TestOutcome:
+    The work item (model, instance, seed) comes from `chat.item`; a WorkflowItem or WorkItem
+    passed instead of the case is used as it is (for direct calls in tests and scripts).
+    """
+
+    async def bound(case: Any, chat: ChatFn) -> Outcome:
+        item = case if isinstance(case, WorkflowItem | WorkItem) else chat.item
         return await evaluate(
             item,
             chat,

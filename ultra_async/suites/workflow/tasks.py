@@ -12,8 +12,8 @@ from importlib import resources
 from typing import Any
 
 from ...errors import PlanError
-from ...types import WorkItem
 from .dimensions import DIFFICULTIES, TASK_TYPES
+from .item import WorkflowItem
 from .tools import load_tools
 
 
@@ -78,7 +78,7 @@ def tasks_for(task_type: str, difficulty: str) -> tuple[Task, ...]:
     return _by_cell()[(task_type, difficulty)]
 
 
-def task_seed(item: WorkItem, run_seed: int) -> int:
+def task_seed(item: WorkflowItem, run_seed: int) -> int:
     """The seed that places a cell's tasks: the item's seed without model, prompt, rate, instance.
 
     Leaving those out pairs the design: instance i of a (difficulty, task type) cell gets the
@@ -89,7 +89,7 @@ def task_seed(item: WorkItem, run_seed: int) -> int:
     return neutral.seed_with(run_seed)
 
 
-def select_task(item: WorkItem, run_seed: int = 0) -> Task:
+def select_task(item: WorkflowItem, run_seed: int = 0) -> Task:
     """The task a work item runs: the cell's tasks in turn, from a seeded starting point.
 
     Taking them in turn (rather than drawing each) covers every task of the cell evenly once
