@@ -1,0 +1,216 @@
+"""Own suites end to end on the simulator: identity and resume, changed cases, evaluate errors."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import ultra_async as ua
+from tests.conftest import ROOT
+from tests.test_run_simulated import FAST
+from ultra_async.results import db
+from ultra_async.results.storage import JOURNAL_FILE
+
+MODELS = "o3-0416-global,qwen2.5-3b-instruct"
+
+
+@pytest.fixture
+def providers(write_yaml: Callable[[str], Path]) -> Path:
+    return write_yaml(FAST)
+
+
+def questions(n: int = 12) -> list[ua.Case]:
+    return [
+        ua.Case(
+            f"q{i}",
+            {"topic": ("algebra", "geometry")[i % 2], "level": ("easy", "hard")[i % 3 == 0]},
+            {"question": f"What is {i} + {i}?", "answer": 2 * i},
+        )
+        for i in range(n)
+    ]
+
+
+async def ask(case: ua.Case, chat: ua.ChatFn) -> ua.Outcome:
+    reply = await chat([{"role": "user", "content": case.data["question"]}])
+    ok = reply.content.strip() == str(case.data["answer"])
+    return ua.Outcome.passed(
+        ok, metrics={"length": len(reply.content)}, details={"r": reply.content}
+    )
+
+
+def answer(case: ua.Case, model: str, rng: random.Random) -> str:
+    return str(case.data["answer"]) if rng.random() < 0.7 else "no idea"
+
+
+def suite(cases: Any, evaluate: Any = ask) -> ua.Suite:
+    return ua.Suite("math", ["topic", "level"], cases, evaluate, simulate=answer)
+
+
+def run(s: ua.Suite, out: Path, providers: Path, **options: Any) -> ua.RunReport:
+    report: ua.RunReport = ua.run(
+        s, models=MODELS, simulate=True, out=out, providers=providers, progress=False, **options
+    )
+    return report
+
+
+def database(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads((out / "master_database.json").read_bytes())
+    return data
+
+
+def test_levels_metrics_and_one_row_per_test(tmp_path: Path, providers: Path) -> None:
+    report = run(suite(questions()), tmp_path, providers, instances=2)
+    assert report.summary.completed == 2 * 12 * 2 and report.suite == "math"
+    data = database(tmp_path)
+    assert (data["suite"], data["dimensions"]) == ("math", ["topic", "level"])
+    node = data["models"]["o3-0416-global"]["by_topic"]["algebra"]
+    assert node["overall_stats"]["total"] == 12
+    leaf = node["by_level"]["hard"]
+    assert leaf["avg_length"] == leaf["sum_length"] / leaf["total"] > 0
+    assert 0 < data["overall_stats"]["avg_score"] < 1
+    assert db.check(tmp_path).code == 0
+    tests = ua.load(tmp_path).tests()
+    assert len(tests) == 48
+    assert {"model", "shard", "topic", "level", "score", "length", "details.r"} <= set(tests)
+
+
+def test_reordered_and_filtered_cases_send_no_request(tmp_path: Path, providers: Path) -> None:
+    run(suite(questions()), tmp_path, providers)
+    before = db.comparable(database(tmp_path))
+    reordered = list(reversed(questions()))[:8]
+    again = run(suite(reordered), tmp_path, providers)
+    assert (again.summary.requests, again.planned, again.skipped) == (0, 0, 16)
+    assert db.comparable(database(tmp_path)) == before
+
+
+def test_a_changed_case_is_reported_and_rerun_on_request(tmp_path: Path, providers: Path) -> None:
+    run(suite(questions()), tmp_path, providers)
+    changed = questions()
+    changed[3] = ua.Case("q3", changed[3].labels, {"question": "What is 3 + 4?", "answer": 7})
+    again = run(suite(changed), tmp_path, providers)
+    assert sorted(again.changed) == ["o3-0416-global/q3/0", "qwen2.5-3b-instruct/q3/0"]
+    assert again.summary.requests == 0
+    rerun = run(suite(changed), tmp_path, providers, rerun_changed=True)
+    assert rerun.summary.completed == 2
+    data = database(tmp_path)
+    assert data["overall_stats"]["total"] == 24  # replaced, not added
+    rebuilt = tmp_path / "rebuilt"
+    rebuilt.mkdir()
+    (rebuilt / JOURNAL_FILE).write_bytes((tmp_path / JOURNAL_FILE).read_bytes())
+    db.rebuild(rebuilt)
+    assert db.comparable(database(rebuilt)) == db.comparable(data)
+    assert run(suite(changed), tmp_path, providers).changed == []
+
+
+def test_invalid_outcomes_end_as_evaluate_errors(tmp_path: Path, providers: Path) -> None:
+    async def sloppy(case: ua.Case, chat: ua.ChatFn) -> Any:
+        await chat([{"role": "user", "content": "hi"}])
+        kind = int(case.id[1:]) % 4
+        if kind == 0:
+            return ua.Outcome(success_level="pass")
+        if kind == 1:
+            return {"success_level": "full_success"}
+        if kind == 2:
+            raise KeyError("answer")
+        return ua.Outcome.passed(True)
+
+    report = run(suite(questions(), sloppy), tmp_path, providers)
+    summary = report.summary
+    assert (summary.completed, summary.evaluate_errors) == (6, 18)
+    reasons = {key.split(": ", 1)[1] for key in summary.error_reasons}
+    assert reasons == {
+        "success_level 'pass' is not one of full_success, partial_success, failure",
+        "evaluate returned dict, not an Outcome",
+        "evaluate raised KeyError: 'answer'",
+    }
+    stats = database(tmp_path)["overall_stats"]
+    assert (stats["total"], stats["evaluate_errors"]) == (6, 18)
+    assert run(suite(questions(), sloppy), tmp_path, providers).summary.requests == 0
+    fixed = run(suite(questions()), tmp_path, providers, retry_errors=True)
+    assert fixed.summary.completed == 18
+    stats = database(tmp_path)["overall_stats"]
+    assert (stats["total"], stats["evaluate_errors"]) == (24, 0)
+
+
+def test_a_damaged_journal_record_is_reported_not_counted(tmp_path: Path, providers: Path) -> None:
+    run(suite(questions(4)), tmp_path, providers)
+    journal = tmp_path / JOURNAL_FILE
+    lines = journal.read_bytes().splitlines(keepends=True)
+    record = orjson.loads(lines[1])
+    record["metrics"] = {"length": "abc"}
+    record["instance"] = None
+    journal.write_bytes(b"".join([*lines, orjson.dumps(record) + b"\n"]))
+    report = db.check(tmp_path)
+    assert report.code == 7
+    assert "not a valid result record (instance is not a whole number >= 0)" in report.problems[0]
+    repaired = db.repair(tmp_path)
+    assert db.check(tmp_path).code == 0, repaired.problems
+
+
+def test_suite_definitions_are_checked() -> None:
+    with pytest.raises(ua.PlanError, match="appears twice"):
+        suite([ua.Case("a", {"topic": "x", "level": "y"})] * 2).load_cases()
+    with pytest.raises(ua.PlanError, match="no string label for level"):
+        suite([ua.Case("a", {"topic": "x"})]).load_cases()
+    with pytest.raises(ua.PlanError, match="dimensions must be a list"):
+        ua.Suite("s", "topic", [], ask)
+
+
+@pytest.mark.slow
+def test_the_documented_example_script_runs(tmp_path: Path) -> None:
+    out = tmp_path / "arithmetic"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "docs/examples/own_suite.py"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "180 tests, 0 evaluate errors" in done.stdout
+    data = database(out)
+    size = data["models"]["gpt-4o-mini"]["by_operation"]["multiply"]["by_size"]
+    assert size["large"]["avg_abs_error"] > size["small"]["avg_abs_error"]
+
+
+@pytest.mark.slow
+def test_a_python_suite_from_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ultra_async",
+            "run",
+            "--suite",
+            str(ROOT / "docs/examples/own_suite.py") + ":SUITE",
+            "--models",
+            "gpt-4o-mini",
+            "--simulate",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert database(out)["overall_stats"]["total"] == 60
+    bad = subprocess.run(
+        [sys.executable, "-m", "ultra_async", "run", "--suite", "nowhere:SUITE", "--simulate"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "cannot import nowhere" in bad.stderr
