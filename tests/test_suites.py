@@ -214,3 +214,29 @@ def test_a_python_suite_from_the_command_line(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "cannot import nowhere" in bad.stderr
+
+
+async def test_keys_and_base_urls_from_a_script_reach_a_server(
+    tmp_path: Path, providers: Path
+) -> None:
+    # a standalone server on 127.0.0.1 plays the real API: no environment variable is set
+    from ultra_async.config import load_config
+    from ultra_async.sim import sim_setup_from_config
+
+    config = load_config(providers)
+    setup = sim_setup_from_config(config, seed=0)
+    async with setup.server() as server:
+        urls = {name: server.base_url_for(p.kind) for name, p in config.data.providers.items()}
+        report = await ua.arun(
+            suite(questions(4)),
+            models=MODELS,
+            out=tmp_path,
+            providers=providers,
+            keys=dict(setup.secrets),
+            base_urls=urls,
+            progress=False,
+        )
+    assert report.summary.completed == 8 and report.summary.requests == 8
+    with pytest.raises(ua.ConfigError, match="keys= names nope"):
+        await ua.arun(suite(questions(1)), models=MODELS, out=tmp_path, providers=providers,
+                      keys={"nope": "x"}, progress=False)  # fmt: skip
