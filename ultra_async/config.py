@@ -319,11 +319,15 @@ class Config:
 
     def malformed_keys(
         self, models: Iterable[str] | None = None, env: Mapping[str, str] | None = None
-    ) -> list[str]:
-        """One line per set key variable whose value cannot be a key (see `key_problem`)."""
+    ) -> dict[str, str]:
+        """Variable → one line, for each set key variable whose value cannot be a key."""
         env = os.environ if env is None else env
-        values = {f"${v}": env[v] for v in self.key_envs(models).values() if env.get(v)}
-        return key_lines(values)
+        found = {}
+        for var in self.key_envs(models).values():
+            if env.get(var):
+                for line in key_lines({f"${var}": env[var]}):
+                    found[var] = line
+        return found
 
 
 def load_config(path: str | Path | None = None, settings: Settings | None = None) -> Config:

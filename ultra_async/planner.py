@@ -19,6 +19,10 @@ from .suites.workflow.dimensions import (
 from .types import Route, Shard, WorkItem
 
 
+#: tests one plan may hold (each costs about 400 bytes for the whole run, its id included)
+MAX_PLAN_ITEMS = 2_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Matrix:
     """The test matrix: every combination of the dimensions, `instances` times."""
@@ -123,7 +127,7 @@ def build_matrix(
     """Validate matrix options (as the CLI spells them) against the config."""
     if instances < 1:
         raise PlanError(f"instances must be >= 1 (got {instances})")
-    return Matrix(
+    matrix = Matrix(
         models=_choose("model", models, list(config.models)),
         prompt_types=parse_prompt_types(prompt_types),
         tool_success_rates=parse_rates(rates),
@@ -131,6 +135,13 @@ def build_matrix(
         task_types=_choose("task type", task_types, TASK_TYPES),
         instances=instances,
     )
+    # Checked from the counts, before a single item exists: a plan lives in memory all run.
+    if matrix.size > MAX_PLAN_ITEMS:
+        raise PlanError(
+            f"the plan has {matrix.size:,} tests, more than the {MAX_PLAN_ITEMS:,} one run can "
+            "hold; lower --instances or split the run (e.g. a few --models at a time)"
+        )
+    return matrix
 
 
 #: the matrix options, spelled as the CLI flags and RunOptions fields are

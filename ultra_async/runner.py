@@ -82,7 +82,11 @@ async def _simulator(
 
 
 def _install_stop_signals(engine: Engine) -> Callable[[], None]:
-    """First Ctrl-C/SIGTERM: graceful stop. Second: cancel at once. Returns an uninstaller."""
+    """First Ctrl-C/SIGTERM: graceful stop. Second: cancel at once. Returns an uninstaller.
+
+    After the second, `asyncio.run` raises CancelledError once the journal is flushed; the
+    CLI turns that into exit code 130 and its one line.
+    """
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     count = 0
@@ -136,27 +140,31 @@ async def run_evaluation(
 
         fresh_start(out)
     names = model_names(config)
-    async with Aggregator(out, names=names, buffer_size=options.buffer_size) as aggregator:
-        plan = make_plan(config, matrix, aggregator.done_ids)
-        log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
+    # Handlers stay installed until the final flush is done: a third Ctrl-C must not
+    # interrupt it (the aggregator shields its flush from the cancellation).
+    uninstall: Callable[[], None] = lambda: None  # noqa: E731
+    try:
+        async with Aggregator(out, names=names, buffer_size=options.buffer_size) as aggregator:
+            plan = make_plan(config, matrix, aggregator.done_ids)
+            log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
 
-        async def deliver(result: TestResult) -> None:
-            await aggregator.submit(result)
-            if on_result is not None:
-                maybe = on_result(result)
-                if asyncio.iscoroutine(maybe):
-                    await maybe
+            async def deliver(result: TestResult) -> None:
+                await aggregator.submit(result)
+                if on_result is not None:
+                    maybe = on_result(result)
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
 
-        async with _simulator(config, options) as (sim_keys, base_urls, sim):
-            async with Engine(config, keys=sim_keys or keys, base_urls=base_urls) as engine:
-                uninstall = _install_stop_signals(engine) if handle_signals else (lambda: None)
-                try:
+            async with _simulator(config, options) as (sim_keys, base_urls, sim):
+                async with Engine(config, keys=sim_keys or keys, base_urls=base_urls) as engine:
+                    if handle_signals:
+                        uninstall = _install_stop_signals(engine)
                     display = progress(engine, plan) if progress else contextlib.nullcontext()
                     async with display:
                         summary = await engine.run(plan, evaluate, on_result=deliver)
-                finally:
-                    uninstall()
-            sim_stats = sim.stats() if sim is not None else None
+                sim_stats = sim.stats() if sim is not None else None
+    finally:
+        uninstall()
     return RunReport(
         summary=summary,
         out=out,

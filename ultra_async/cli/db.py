@@ -26,6 +26,7 @@ from ..results import db
 from ..results.export import write_csv, write_jsonl
 from ..results.migrate import migrate
 from ..results.storage import DATABASE_FILE, read_database
+from .args import directory
 
 _ACTIONS = {
     "check": "validate the database: JSON, schema, invariants, agreement with the journal",
@@ -44,7 +45,7 @@ def add_db_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--out",
             metavar="DIR",
-            type=Path,
+            type=directory,
             default=Path("results"),
             help="output directory holding master_database.json and results.jsonl "
             "(default: results)",
@@ -54,7 +55,7 @@ def add_db_arguments(parser: argparse.ArgumentParser) -> None:
                 "--from",
                 dest="source",
                 metavar="PATH",
-                type=Path,
+                type=directory,
                 default=None,
                 help="the old database (default: DIR/master_database.json, kept under a new name)",
             )

@@ -13,11 +13,12 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from ..config import Settings
+from ..config import Settings, load_config
 from ..engine.engine import Engine
+from ..errors import ConfigError
 from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from ..logs import configure_logging
-from ..planner import MATRIX_OPTIONS, Plan
+from ..logs import check_level, configure_logging, redact
+from ..planner import MATRIX_OPTIONS, Plan, matrix_from
 from ..report.progress import live_progress
 from ..report.tables import write_report
 from ..runner import RunOptions, RunReport, run_evaluation
@@ -50,15 +51,26 @@ def shard_table(report: RunReport) -> Table:
             str(row["rate_limited"]),
             str(row["retries"]),
             str(row["infra_errors"]),
-            "dead: " + row["dead"] if row["dead"] else "ok",
+            "dead: " + redact(row["dead"]) if row["dead"] else "ok",
         )
     return table
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from .main import INTERRUPTED, out_from_args
+
     settings = Settings()
-    out = Path(args.out) if args.out is not None else settings.out
+    out = out_from_args(args)
     level = args.log_level or settings.log_level
+    try:
+        check_level(level)
+    except ValueError as exc:
+        raise ConfigError(f"$ULTRA_ASYNC_LOG_LEVEL: {exc}") from None
+    # Everything that can refuse the run is checked before a single file is written.
+    config = load_config(args.providers, settings)
+    matrix = matrix_from(config, args)
+    if not args.simulate:
+        config.resolve_keys(matrix.models)
     try:
         out.mkdir(parents=True, exist_ok=True)
         # the live display shows progress; the console only needs what goes wrong
@@ -91,7 +103,14 @@ def run_command(args: argparse.Namespace) -> int:
             return contextlib.nullcontext()
         return live_progress(engine, plan, console=console)
 
-    report = asyncio.run(run_evaluation(options, handle_signals=True, progress=progress))
+    try:
+        report = asyncio.run(
+            run_evaluation(options, config=config, handle_signals=True, progress=progress)
+        )
+    except asyncio.CancelledError:
+        # a second Ctrl-C/SIGTERM: in-flight tests were cancelled, the journal was flushed
+        console.print(INTERRUPTED, highlight=False)
+        return EXIT_INTERRUPTED
     summary = report.summary
     if not args.quiet:
         console.print(shard_table(report))
@@ -108,7 +127,7 @@ def run_command(args: argparse.Namespace) -> int:
     if report.sim_stats is not None and not args.quiet:
         console.print(f"simulator: {_sim_line(report.sim_stats)}", highlight=False)
     if summary.interrupted:
-        console.print("interrupted: run the same command again to finish the remaining tests")
+        console.print(INTERRUPTED, highlight=False)
         return EXIT_INTERRUPTED
     if summary.infra_errors:
         console.print(
