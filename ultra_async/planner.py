@@ -18,7 +18,6 @@ from .suites.workflow.dimensions import (
 )
 from .types import Route, Shard, WorkItem
 
-
 #: tests one plan may hold (each costs about 400 bytes for the whole run, its id included)
 MAX_PLAN_ITEMS = 2_000_000
 

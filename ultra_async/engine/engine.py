@@ -18,9 +18,10 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
+from .._input import check_keys
+from .._redact import redact
 from ..config import Config
 from ..errors import ConfigError, InfraError
-from ..logs import register_secret
 from ..planner import Plan, build_shards
 from ..types import Evaluate, TestResult, WorkItem
 from .chat import BoundChat
@@ -165,8 +166,8 @@ class Engine:
             if self._given_keys is not None
             else self.config.resolve_keys(models)
         )
-        for secret in self._keys.values():
-            register_secret(secret.get_secret_value())
+        # registers every key as a secret; refuses one with spaces or control characters
+        check_keys({f"key {n!r}": k.get_secret_value() for n, k in self._keys.items()})
         missing = sorted({sp.shard.route.key_name for sp in plan.shards} - set(self._keys))
         if missing:
             raise ConfigError(
@@ -374,7 +375,7 @@ class Engine:
         log.info(
             "test_infra_error", model=shard.model, shard=shard.name, item=item.id, reason=reason
         )
-        return TestResult.infra_error(item, shard.name, reason, **_timing(chat, started))
+        return TestResult.infra_error(item, shard.name, redact(reason), **_timing(chat, started))
 
 
 def _timing(chat: BoundChat, started: float) -> dict[str, Any]:
