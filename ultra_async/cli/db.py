@@ -100,7 +100,7 @@ def _print(action: str, out: Path, report: db.Report, stream: TextIO) -> None:
 
 
 _CODES = {
-    EXIT_UNREADABLE: "database missing or not valid JSON; run `db repair`",
+    EXIT_UNREADABLE: "database missing, not valid JSON or not a database; run `db repair`",
     EXIT_SCHEMA: "database has the wrong schema; run `db migrate` (3.0) or `db rebuild`",
     EXIT_INVARIANTS: "statistics are inconsistent; run `db rebuild`",
     EXIT_MISMATCH: "database disagrees with the journal; run `db rebuild`",

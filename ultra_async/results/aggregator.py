@@ -29,6 +29,7 @@ from .storage import (
     raise_if_damaged,
     read_database,
     remove_stale_temp_files,
+    schema_of,
     set_aside,
     timestamp,
 )
@@ -408,11 +409,14 @@ def _existing_database(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return read_database(path)
+        db = read_database(path)
+        if schema_of(db) != "unusable":  # e.g. `{}`: nothing in it to keep
+            return db
     except DatabaseError:
-        aside = set_aside(path, "corrupt")
-        log.warning("database_unreadable_set_aside", path=str(path), moved_to=str(aside))
-        return None
+        pass
+    aside = set_aside(path, "corrupt")
+    log.warning("database_unreadable_set_aside", path=str(path), moved_to=str(aside))
+    return None
 
 
 def _has_counts(db: dict[str, Any]) -> bool:
