@@ -69,6 +69,8 @@ def run_command(args: argparse.Namespace) -> int:
     # Everything that can refuse the run is checked before a single file is written.
     config = load_config(args.providers, settings)
     matrix = matrix_from(config, args)
+    for model in matrix.models:
+        config.base_url_of(config.models[model].provider)
     if not args.simulate:
         config.resolve_keys(matrix.models)
     try:
