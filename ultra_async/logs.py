@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
-from ._redact import redact, redact_bytes, register_secret
+from ._redact import redact, redact_bytes, redact_secrets, register_secret
 
 __all__ = ["configure_logging", "redact", "redact_bytes", "register_secret"]
 
@@ -71,15 +71,22 @@ class _Tee:
         self._file = file
         self._console = console
         self._console_level = console_level
+        try:
+            colors = console.isatty()
+        except (OSError, ValueError):
+            colors = False
         self._pretty = structlog.dev.ConsoleRenderer(
-            colors=console.isatty(), exception_formatter=structlog.dev.plain_traceback
+            colors=colors, exception_formatter=structlog.dev.plain_traceback
         )
 
     def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
         tb = _traceback_text(event)
+        if tb is not None:
+            tb = redact(tb)
         if self._file is not None:
             record = dict(event, exception=tb) if tb is not None else event
-            self._write_file(redact(orjson.dumps(record, default=str).decode()))
+            # Only registered secrets here: the key-shape pattern would eat JSON syntax.
+            self._write_file(redact_secrets(orjson.dumps(record, default=str).decode()))
         if _LEVELS.get(str(event.get("level", "info")), logging.INFO) < self._console_level:
             raise structlog.DropEvent
         text = str(self._pretty(logger, name, dict(event)))
