@@ -37,11 +37,27 @@ _ACTIONS = {
 }
 
 
+_CHECK_CODES = """\
+exit codes (the lowest problem found wins):
+  0  consistent
+  3  database missing, not valid JSON, a directory or of no known schema: run `db repair`
+  4  wrong schema (3.0: run `db migrate`) or fields missing: run `db rebuild`
+  5  statistics invariants broken: run `db rebuild`
+  6  the database disagrees with the journal: run `db rebuild`
+  7  the journal is damaged, a directory, or missing beside results: run `db repair`"""
+
+
 def add_db_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `db` actions (check/rebuild/repair/migrate/export) to `parser`."""
     actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
     for name, help_text in _ACTIONS.items():
-        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub = actions.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_CHECK_CODES if name == "check" else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.add_argument(
             "--out",
             metavar="DIR",
