@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,12 +20,32 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._input import (
+    check_keys,
+    format_validation_error,
+    key_lines,
+    one_line,
+    parse_yaml,
+    read_text,
+    shape_problems,
+    url_problem,
+)
 from .errors import ConfigError, MissingKeysError
 from .types import Range
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Shapes of real API keys: such a value in providers.yaml is a leaked secret, not a variable.
 _SECRET_SHAPE = re.compile(r"^(sk-|sk_|Bearer\s)|^[A-Za-z0-9]{32,}$")
+
+# Upper bounds: far above any real provider, low enough that a typo cannot exhaust memory,
+# stall the event loop or overflow a timer. docs/providers.md lists them.
+MAX_WORKERS = 1000
+MAX_QPS = 10_000.0
+MAX_BURST = 1000
+MAX_IN_FLIGHT = 10_000
+MAX_TIMEOUT_S = 86_400.0
+MAX_GRACE_S = 3600.0
+MAX_ROUTES = 100
 
 
 class Settings(BaseSettings):
@@ -39,44 +59,44 @@ class Settings(BaseSettings):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Timeouts(_Strict):
     """Socket timeouts of one request, in seconds."""
 
-    connect_s: float = Field(10.0, gt=0)
+    connect_s: float = Field(10.0, gt=0, le=MAX_TIMEOUT_S)
     #: a non-streaming completion sends nothing until the model is done, so by default the
     #: read timeout is the total: a reasoning model may think for minutes
-    read_s: float = Field(300.0, gt=0)
-    total_s: float = Field(300.0, gt=0)
+    read_s: float = Field(300.0, gt=0, le=MAX_TIMEOUT_S)
+    total_s: float = Field(300.0, gt=0, le=MAX_TIMEOUT_S)
 
 
 class RetryPolicy(_Strict):
     """How often and how long one request is retried, and how long one test may take."""
 
     max_attempts: int = Field(6, ge=1, le=100)
-    base_delay_s: float = Field(1.0, gt=0)
-    max_delay_s: float = Field(60.0, gt=0)
-    test_deadline_s: float = Field(900.0, gt=0)
+    base_delay_s: float = Field(1.0, gt=0, le=MAX_TIMEOUT_S)
+    max_delay_s: float = Field(60.0, gt=0, le=MAX_TIMEOUT_S)
+    test_deadline_s: float = Field(900.0, gt=0, le=MAX_TIMEOUT_S)
 
 
 class Defaults(_Strict):
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
     #: requests a token bucket may send back to back; small so no server-side burst is exceeded
-    burst: int = Field(2, ge=1)
+    burst: int = Field(2, ge=1, le=MAX_BURST)
     #: seconds in-flight tests may finish after Ctrl-C before they are cancelled
-    grace_s: float = Field(10.0, ge=0)
+    grace_s: float = Field(10.0, ge=0, le=MAX_GRACE_S)
 
 
 class KeySpec(_Strict):
     """A named API key: where it comes from and the limits shared by everything that uses it."""
 
     env: str
-    qps: float | None = Field(None, gt=0)
-    max_in_flight: int | None = Field(None, ge=1)
-    burst: int | None = Field(None, ge=1)
+    qps: float | None = Field(None, gt=0, le=MAX_QPS)
+    max_in_flight: int | None = Field(None, ge=1, le=MAX_IN_FLIGHT)
+    burst: int | None = Field(None, ge=1, le=MAX_BURST)
 
     @field_validator("env")
     @classmethod
@@ -104,8 +124,9 @@ class ProviderSpec(_Strict):
     @field_validator("base_url")
     @classmethod
     def _is_http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -115,8 +136,15 @@ class ProviderSpec(_Strict):
         return self
 
 
-def _parse_range(value: Any, *, integer: bool) -> Range:
+def _parse_range(value: Any, *, integer: bool, upper: float) -> Range:
     """Accept `10` or `{start: 50, max: 100, min: 1}`."""
+    try:
+        return _range(value, integer=integer, upper=upper)
+    except OverflowError:
+        raise ValueError(f"must be at most {upper:g}") from None
+
+
+def _range(value: Any, *, integer: bool, upper: float) -> Range:
     if isinstance(value, bool):
         raise ValueError("must be a number or {start, max}")
     if isinstance(value, int | float):
@@ -136,8 +164,12 @@ def _parse_range(value: Any, *, integer: bool) -> Range:
             raise ValueError("start, max and min must be numbers") from None
     else:
         raise ValueError("must be a number or {start, max}")
+    if not all(math.isfinite(x) for x in (start, maximum, minimum or 1.0)):
+        raise ValueError("must be a finite number")
     if start <= 0 or maximum <= 0 or (minimum is not None and minimum <= 0):
         raise ValueError("must be > 0")
+    if maximum > upper:
+        raise ValueError(f"must be at most {upper:g}")
     if maximum < start:
         raise ValueError(f"max ({maximum:g}) must be >= start ({start:g})")
     if minimum is None:
@@ -154,24 +186,28 @@ class ModelSpec(_Strict):
 
     provider: str
     strategy: Literal["keys", "instances", "single"]
-    keys: list[str] = Field(min_length=1)
-    deployments: list[str] | None = None
+    keys: list[str] = Field(min_length=1, max_length=MAX_ROUTES)
+    deployments: list[str] | None = Field(None, max_length=MAX_ROUTES)
     instance_prefix: str | None = None
     #: the model name sent in requests, when it differs from the entry's name
     api_model: str | None = None
     workers: Range
     qps: Range
-    burst: int | None = Field(None, ge=1)
+    burst: int | None = Field(None, ge=1, le=MAX_BURST)
 
     @field_validator("workers", mode="before")
     @classmethod
     def _workers(cls, value: Any) -> Range:
-        return value if isinstance(value, Range) else _parse_range(value, integer=True)
+        if isinstance(value, Range):
+            return value
+        return _parse_range(value, integer=True, upper=MAX_WORKERS)
 
     @field_validator("qps", mode="before")
     @classmethod
     def _qps(cls, value: Any) -> Range:
-        return value if isinstance(value, Range) else _parse_range(value, integer=False)
+        return (
+            value if isinstance(value, Range) else _parse_range(value, integer=False, upper=MAX_QPS)
+        )
 
     @model_validator(mode="after")
     def _strategy_shape(self) -> ModelSpec:
@@ -250,6 +286,9 @@ class Config:
         spec = self.data.providers[provider]
         env = os.environ if env is None else env
         if spec.base_url_env and env.get(spec.base_url_env):
+            problem = url_problem(env[spec.base_url_env])
+            if problem:
+                raise ConfigError(f"${spec.base_url_env} (base URL of {provider}): {problem}")
             return env[spec.base_url_env].rstrip("/")
         return spec.base_url
 
@@ -274,7 +313,21 @@ class Config:
         missing = self.missing_keys(models, env)
         if missing:
             raise MissingKeysError(missing)
-        return {name: SecretStr(env[var]) for name, var in self.key_envs(models).items()}
+        envs = self.key_envs(models)
+        check_keys({f"${var}": env[var] for var in envs.values()})
+        return {name: SecretStr(env[var]) for name, var in envs.items()}
+
+    def malformed_keys(
+        self, models: Iterable[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Variable → one line, for each set key variable whose value cannot be a key."""
+        env = os.environ if env is None else env
+        found = {}
+        for var in self.key_envs(models).values():
+            if env.get(var):
+                for line in key_lines({f"${var}": env[var]}):
+                    found[var] = line
+        return found
 
 
 def load_config(path: str | Path | None = None, settings: Settings | None = None) -> Config:
@@ -285,46 +338,14 @@ def load_config(path: str | Path | None = None, settings: Settings | None = None
     settings = settings or Settings()
     file = Path(path) if path is not None else settings.providers
     label = file.name if file.parent == Path(".") else str(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{label}: file not found; pass --providers PATH or set ULTRA_ASYNC_PROVIDERS"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{label}: cannot read: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{label}: {where}invalid YAML: {problem}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{label}: expected a mapping with keys, providers and models sections")
+    raw = parse_yaml(label, read_text(file, label))
+    problems = shape_problems(raw)
+    if problems:
+        raise ConfigError("\n".join(f"{label}: {one_line(p)}" for p in problems))
     try:
         data = ProvidersFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(label, exc)) from None
+    except RecursionError:
+        raise ConfigError(f"{label}: nested too deeply") from None
     return Config(data, file, settings)
-
-
-def format_validation_error(label: str, exc: ValidationError) -> str:
-    """One line per problem: `file: dotted.field.path: reason`."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in err["loc"])
-        msg = str(err["msg"])
-        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if err["type"] == "missing":
-            msg = "required field is missing"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling; see docs/providers.md)"
-        elif err["type"] == "greater_than":
-            msg = f"must be > {err.get('ctx', {}).get('gt')}"
-        elif err["type"] == "greater_than_equal":
-            msg = f"must be >= {err.get('ctx', {}).get('ge')}"
-        msg = msg[:1].lower() + msg[1:]
-        # model-level messages already start with their own field path
-        lines.append(f"{label}: {loc + ': ' if loc else ''}{msg}")
-    return "\n".join(lines)

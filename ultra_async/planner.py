@@ -14,8 +14,8 @@ from .errors import PlanError
 from .naming import ModelNames
 from .types import Case, Route, Shard, WorkItem
 
-#: the largest plan a run holds in memory (about 200 bytes an item); more is refused up front
-MAX_PLAN_ITEMS = 10_000_000
+#: tests one plan may hold (each costs about 400 bytes for the whole run, its id included)
+MAX_PLAN_ITEMS = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ def build_matrix(
         raise PlanError(
             f"the plan has {size:,} tests ({len(chosen)} models × {len(cases)} cases × "
             f"{instances} instances), more than the {MAX_PLAN_ITEMS:,} one run can hold; "
-            "use fewer instances, models or cases"
+            "lower --instances or split the run (e.g. a few --models at a time)"
         )
     return Matrix(chosen, tuple(cases), instances)
 

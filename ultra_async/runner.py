@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from .config import Config, load_config
 from .engine import Engine, RunSummary
 from .errors import ConfigError, PlanError
-from .planner import Plan, build_matrix, make_plan, model_names
+from .planner import Matrix, Plan, build_matrix, make_plan, model_names
 from .results.aggregator import Aggregator
 from .results.layout import suite_layout
 from .suites.suite import Responder, Suite
@@ -150,7 +150,11 @@ async def _simulator(
 
 
 def _install_stop_signals(engine: Engine) -> Callable[[], None]:
-    """First Ctrl-C/SIGTERM: graceful stop. Second: cancel at once. Returns an uninstaller."""
+    """First Ctrl-C/SIGTERM: graceful stop. Second: cancel at once. Returns an uninstaller.
+
+    After the second, `asyncio.run` raises CancelledError once the journal is flushed; the
+    CLI turns that into exit code 130 and its one line.
+    """
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     count = 0
@@ -176,6 +180,29 @@ def _install_stop_signals(engine: Engine) -> Callable[[], None]:
             loop.remove_signal_handler(sig)
 
     return uninstall
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A run checked before anything is written: its suite, matrix, keys and base URLs."""
+
+    suite: Suite
+    matrix: Matrix
+    keys: dict[str, SecretStr] | None
+    base_urls: dict[str, str]
+
+
+def prepare(options: RunOptions, config: Config) -> Prepared:
+    """Everything that can refuse a run, checked before a single file is written or request sent:
+    the suite and its cases, the models, the plan's size, base URLs, and (unless simulated) keys.
+    """
+    suite = suite_of(options)
+    cases = suite.load_cases()
+    matrix = build_matrix(config, cases, models=options.models, instances=options.instances)
+    for model in matrix.models:
+        config.base_url_of(config.models[model].provider)
+    keys = None if options.simulate else _given_keys(config, options, matrix.models)
+    return Prepared(suite, matrix, keys, _base_urls(config, options))
 
 
 def plan_only(options: RunOptions, config: Config | None = None) -> Plan:
@@ -225,20 +252,22 @@ async def run_evaluation(
     on_result: Callable[[TestResult], Any] | None = None,
     handle_signals: bool = False,
     progress: Callable[[Engine, Plan], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+    prepared: Prepared | None = None,
 ) -> RunReport:
     """Plan, run and record one evaluation; resumes from the journal in `options.out`.
 
     `evaluate(item, chat)` overrides the suite's evaluate (it gets the work item, not the case).
+    `prepared` is what `prepare(options, config)` returned, if the caller checked already.
     """
     config = config or load_config(options.providers)
-    suite = suite_of(options)
-    cases = suite.load_cases()
-    matrix = build_matrix(config, cases, models=options.models, instances=options.instances)
-    keys: dict[str, SecretStr] | None = None
-    if not options.simulate:
-        # fail before creating anything or sending a single request
-        keys = _given_keys(config, options, matrix.models)
-    base_urls = _base_urls(config, options)
+    # fail before creating anything or sending a single request
+    prepared = prepared or prepare(options, config)
+    suite, matrix, keys, base_urls = (
+        prepared.suite,
+        prepared.matrix,
+        prepared.keys,
+        prepared.base_urls,
+    )
 
     async def by_case(item: WorkItem, chat: ChatFn) -> Outcome:
         return await suite.evaluate(item.case, chat)
@@ -251,51 +280,55 @@ async def run_evaluation(
         fresh_start(out)
     names = model_names(config)
     layout = suite_layout(suite.name, suite.dimensions, suite.error_categories)
-    async with Aggregator(
-        out, names=names, buffer_size=options.buffer_size, layout=layout
-    ) as aggregator:
-        plan = make_plan(
-            config,
-            matrix,
-            aggregator.journaled(),
-            retry_errors=options.retry_errors,
-            rerun_changed=options.rerun_changed,
-        )
-        if plan.changed and not options.rerun_changed:
-            log.warning(
-                "cases_changed",
-                count=len(plan.changed),
-                first=plan.changed[:3],
-                hint="their results are kept; rerun them with --rerun-changed",
-            )
-        await aggregator.expect_replacements(plan.replacing)
-        log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
-
-        async def deliver(result: TestResult) -> None:
-            await aggregator.submit(result)
-            if on_result is not None:
-                maybe = on_result(result)
-                if asyncio.iscoroutine(maybe):
-                    await maybe
-
-        responder = _responder(suite, plan, options.seed) if options.simulate else None
-        async with _simulator(config, options, responder) as (sim_keys, sim_urls, sim):
-            async with Engine(
+    # Handlers stay installed until the final flush is done: a third Ctrl-C must not
+    # interrupt it (the aggregator shields its flush from the cancellation).
+    uninstall: Callable[[], None] = lambda: None  # noqa: E731
+    try:
+        async with Aggregator(
+            out, names=names, buffer_size=options.buffer_size, layout=layout
+        ) as aggregator:
+            plan = make_plan(
                 config,
-                keys=sim_keys or keys,
-                base_urls={**sim_urls, **base_urls} if sim is None else sim_urls,
-                tag_requests=sim is not None and suite.simulate is not None,
-            ) as engine:
-                uninstall = _install_stop_signals(engine) if handle_signals else (lambda: None)
-                try:
+                matrix,
+                aggregator.journaled(),
+                retry_errors=options.retry_errors,
+                rerun_changed=options.rerun_changed,
+            )
+            if plan.changed and not options.rerun_changed:
+                log.warning(
+                    "cases_changed",
+                    count=len(plan.changed),
+                    first=plan.changed[:3],
+                    hint="their results are kept; rerun them with --rerun-changed",
+                )
+            await aggregator.expect_replacements(plan.replacing)
+            log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
+
+            async def deliver(result: TestResult) -> None:
+                await aggregator.submit(result)
+                if on_result is not None:
+                    maybe = on_result(result)
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
+
+            responder = _responder(suite, plan, options.seed) if options.simulate else None
+            async with _simulator(config, options, responder) as (sim_keys, sim_urls, sim):
+                async with Engine(
+                    config,
+                    keys=sim_keys or keys,
+                    base_urls=sim_urls if sim is not None else base_urls,
+                    tag_requests=sim is not None and suite.simulate is not None,
+                ) as engine:
+                    if handle_signals:
+                        uninstall = _install_stop_signals(engine)
                     display = progress(engine, plan) if progress else contextlib.nullcontext()
                     async with display:
                         summary = await engine.run(
                             plan, run_one, on_result=deliver, check_outcome=suite.check_outcome
                         )
-                finally:
-                    uninstall()
-            sim_stats = sim.stats() if sim is not None else None
+                sim_stats = sim.stats() if sim is not None else None
+    finally:
+        uninstall()
     return RunReport(
         summary=summary,
         out=out,

@@ -26,6 +26,7 @@ from ..results import db
 from ..results.export import write_csv, write_jsonl
 from ..results.migrate import migrate
 from ..results.storage import DATABASE_FILE, read_database
+from .args import directory
 
 _ACTIONS = {
     "check": "validate the database: JSON, schema, invariants, agreement with the journal",
@@ -36,15 +37,31 @@ _ACTIONS = {
 }
 
 
+_CHECK_CODES = """\
+exit codes (the lowest problem found wins):
+  0  consistent
+  3  database missing, not valid JSON, a directory or of no known schema: run `db repair`
+  4  wrong schema (3.0: run `db migrate`) or fields missing: run `db rebuild`
+  5  statistics invariants broken: run `db rebuild`
+  6  the database disagrees with the journal: run `db rebuild`
+  7  the journal is damaged, a directory, or missing beside results: run `db repair`"""
+
+
 def add_db_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `db` actions (check/rebuild/repair/migrate/export) to `parser`."""
     actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
     for name, help_text in _ACTIONS.items():
-        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub = actions.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_CHECK_CODES if name == "check" else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.add_argument(
             "--out",
             metavar="DIR",
-            type=Path,
+            type=directory,
             default=Path("results"),
             help="output directory holding master_database.json and results.jsonl "
             "(default: results)",
@@ -54,7 +71,7 @@ def add_db_arguments(parser: argparse.ArgumentParser) -> None:
                 "--from",
                 dest="source",
                 metavar="PATH",
-                type=Path,
+                type=directory,
                 default=None,
                 help="the old database (default: DIR/master_database.json, kept under a new name)",
             )
@@ -99,7 +116,7 @@ def _print(action: str, out: Path, report: db.Report, stream: TextIO) -> None:
 
 
 _CODES = {
-    EXIT_UNREADABLE: "database missing or not valid JSON; run `db repair`",
+    EXIT_UNREADABLE: "database missing, not valid JSON or not a database; run `db repair`",
     EXIT_SCHEMA: "database has the wrong schema; run `db migrate` (3.0) or `db rebuild`",
     EXIT_INVARIANTS: "statistics are inconsistent; run `db rebuild`",
     EXIT_MISMATCH: "database disagrees with the journal; run `db rebuild`",

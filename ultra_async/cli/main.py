@@ -10,6 +10,7 @@ import argparse
 import gc
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,40 @@ import orjson
 from ..config import Config, Settings, load_config
 from ..errors import ConfigError, PlanError, UltraAsyncError
 from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ..logs import redact
 from ..planner import Plan
+from .args import (
+    MAX_BUFFER_SIZE,
+    Parser,
+    directory,
+    file_path,
+    log_level,
+    whole_number,
+)
 from .options import add_suite_options, run_options
 
 Handler = Callable[[argparse.Namespace], int]
+INTERRUPTED = "interrupted: run the same command again to finish the remaining tests"
+EXIT_CODES_HELP = """\
+exit codes:
+  0      success
+  1      the command could not do its job (a run ended with infra errors: rerun to retry
+         them; a write failed; the results directory is unusable)
+  2      bad input: a flag, providers.yaml, an API key or settings variable; one line per
+         problem, nothing written
+  3-7    db check found a problem (see `db check --help`)
+  130    stopped by Ctrl-C or SIGTERM (a second one cancels in-flight tests at once);
+         the same command resumes
+
+API keys are read from the environment variables providers.yaml names; a key holding
+whitespace or a control character is refused (exit 2), never stripped."""
 
 
 def _add_providers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--providers",
         metavar="PATH",
+        type=file_path,
         default=None,
         help="providers.yaml to use (default: $ULTRA_ASYNC_PROVIDERS or ./providers.yaml)",
     )
@@ -107,12 +132,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     envs = config.key_envs()
     missing = set(config.missing_keys())
+    malformed = config.malformed_keys()
     print(
         f"{config.path}: valid ({len(config.models)} models, "
         f"{len(config.data.providers)} providers)"
     )
     for key, var in envs.items():
-        state = "missing" if var in missing else "present"
+        state = "missing" if var in missing else "MALFORMED" if var in malformed else "present"
         users = [m for m, spec in config.models.items() if key in spec.keys]
         print(f"  key {key:<18} ${var:<26} {state:<8} used by {len(users)} model(s)")
     if missing:
@@ -120,7 +146,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{len(missing)} API key variable(s) unset: {', '.join(sorted(missing))}; "
             "set them to run against the real APIs, or use --simulate"
         )
-    return EXIT_OK
+    for line in malformed.values():
+        print(line, file=sys.stderr)
+    return EXIT_USAGE if malformed else EXIT_OK
 
 
 #: subcommand name → (help, add-arguments, handler). Later modules add entries here.
@@ -166,7 +194,7 @@ def _add_out(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         metavar="DIR",
-        type=Path,
+        type=directory,
         default=None,
         help="results directory: master_database.json, results.jsonl, run.log "
         "(default: $ULTRA_ASYNC_OUT or results/)",
@@ -174,7 +202,12 @@ def _add_out(parser: argparse.ArgumentParser) -> None:
 
 
 def out_from_args(args: argparse.Namespace) -> Path:
-    return Path(args.out) if args.out is not None else Settings().out
+    """--out, else $ULTRA_ASYNC_OUT, else results/; ConfigError for an empty variable."""
+    if args.out is not None:
+        return Path(args.out)
+    if os.environ.get("ULTRA_ASYNC_OUT", "x").strip() == "":
+        raise ConfigError("$ULTRA_ASYNC_OUT is empty; unset it or name a directory")
+    return Settings().out
 
 
 @command("run", "run an evaluation (resumes from the journal in --out)")
@@ -187,13 +220,20 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         action="store_true",
         help="run against the embedded simulator instead of the real APIs (no keys needed)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the run's randomness")
+    parser.add_argument(
+        "--seed", type=whole_number(0, 2**63 - 1), default=0, help="seed of the run's randomness"
+    )
     parser.add_argument(
         "--fresh",
         action="store_true",
         help="start a new database; the old database and journal are moved to a backup folder",
     )
-    parser.add_argument("--buffer-size", type=int, default=3, help="results per database write")
+    parser.add_argument(
+        "--buffer-size",
+        type=whole_number(1, MAX_BUFFER_SIZE),
+        default=3,
+        help="results per database write (default: 3)",
+    )
     parser.add_argument(
         "--retry-errors",
         action="store_true",
@@ -207,7 +247,10 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
     )
     parser.add_argument("--quiet", action="store_true", help="no live progress display")
     parser.add_argument(
-        "--log-level", default=None, help="debug, info, warning, error (default: info)"
+        "--log-level",
+        type=log_level,
+        default=None,
+        help="debug, info, warning, error (default: info)",
     )
 
     def handler(args: argparse.Namespace) -> int:
@@ -244,9 +287,11 @@ def _serve_sim(parser: argparse.ArgumentParser) -> Handler:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m ultra_async",
         description="Run large LLM evaluations against rate-limited model APIs.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add, _handler) in COMMANDS.items():
@@ -305,10 +350,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (ConfigError, PlanError) as exc:
-        print(f"error: {exc}" if isinstance(exc, PlanError) else str(exc), file=sys.stderr)
+        text = f"error: {exc}" if isinstance(exc, PlanError) else str(exc)
+        print(redact(text), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
     except UltraAsyncError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(redact(f"error: {exc}"), file=sys.stderr)
+        return EXIT_FAILED
+    except Exception:
+        # a bug: its traceback helps, but without local variables and without a secret
+        print(redact(traceback.format_exc()).rstrip(), file=sys.stderr)
         return EXIT_FAILED

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ..runner import RunOptions
 from ..suites.suite import Suite
+from .args import MAX_INSTANCES, file_path, whole_number
 
 
 def add_suite_options(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +15,10 @@ def add_suite_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("what to evaluate")
     group.add_argument("--models", default="all", help="comma-separated model names, or all")
     group.add_argument(
-        "--instances", type=int, default=1, help="test instances per case (default: 1)"
+        "--instances",
+        type=whole_number(1, MAX_INSTANCES),
+        default=1,
+        help=f"test instances per case, 1 to {MAX_INSTANCES:,} (default: 1)",
     )
     group.add_argument(
         "--suite",
@@ -26,7 +29,7 @@ def add_suite_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dataset",
         metavar="FILE",
-        type=Path,
+        type=file_path,
         default=None,
         help="evaluate the rows of a JSONL or CSV file (input, expected, id, other columns)",
     )

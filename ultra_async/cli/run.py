@@ -13,14 +13,15 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from ..config import Settings
+from ..config import Settings, load_config
 from ..engine.engine import Engine
+from ..errors import ConfigError
 from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from ..logs import configure_logging
+from ..logs import check_level, configure_logging, redact
 from ..planner import Plan
 from ..report.progress import live_progress
 from ..report.tables import write_report
-from ..runner import RunReport, run_evaluation
+from ..runner import RunReport, prepare, run_evaluation
 from .options import run_options
 
 
@@ -51,15 +52,35 @@ def shard_table(report: RunReport) -> Table:
             str(row["rate_limited"]),
             str(row["retries"]),
             str(row["infra_errors"]),
-            "dead: " + row["dead"] if row["dead"] else "ok",
+            "dead: " + redact(row["dead"]) if row["dead"] else "ok",
         )
     return table
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from .main import INTERRUPTED, out_from_args
+
     settings = Settings()
-    out = Path(args.out) if args.out is not None else settings.out
+    out = out_from_args(args)
     level = args.log_level or settings.log_level
+    try:
+        check_level(level)
+    except ValueError as exc:
+        raise ConfigError(f"$ULTRA_ASYNC_LOG_LEVEL: {exc}") from None
+    options = run_options(
+        args,
+        simulate=args.simulate,
+        seed=args.seed,
+        out=out,
+        fresh=args.fresh,
+        providers=Path(args.providers) if args.providers else None,
+        buffer_size=args.buffer_size,
+        retry_errors=args.retry_errors,
+        rerun_changed=args.rerun_changed,
+    )
+    # Everything that can refuse the run is checked before a single file is written.
+    config = load_config(args.providers, settings)
+    prepared = prepare(options, config)
     try:
         out.mkdir(parents=True, exist_ok=True)
         # the live display shows progress; the console only needs what goes wrong
@@ -76,17 +97,6 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    options = run_options(
-        args,
-        simulate=args.simulate,
-        seed=args.seed,
-        out=out,
-        fresh=args.fresh,
-        providers=Path(args.providers) if args.providers else None,
-        buffer_size=args.buffer_size,
-        retry_errors=args.retry_errors,
-        rerun_changed=args.rerun_changed,
-    )
     console = Console() if sys.stdout.isatty() else Console(width=140)
 
     def progress(engine: Engine, plan: Plan) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -94,7 +104,16 @@ def run_command(args: argparse.Namespace) -> int:
             return contextlib.nullcontext()
         return live_progress(engine, plan, console=console)
 
-    report = asyncio.run(run_evaluation(options, handle_signals=True, progress=progress))
+    try:
+        report = asyncio.run(
+            run_evaluation(
+                options, config=config, handle_signals=True, progress=progress, prepared=prepared
+            )
+        )
+    except asyncio.CancelledError:
+        # a second Ctrl-C/SIGTERM: in-flight tests were cancelled, the journal was flushed
+        console.print(INTERRUPTED, highlight=False)
+        return EXIT_INTERRUPTED
     summary = report.summary
     if not args.quiet:
         console.print(shard_table(report))
@@ -130,7 +149,7 @@ def run_command(args: argparse.Namespace) -> int:
             markup=False,
         )
     if summary.interrupted:
-        console.print("interrupted: run the same command again to finish the remaining tests")
+        console.print(INTERRUPTED, highlight=False)
         return EXIT_INTERRUPTED
     if summary.infra_errors:
         console.print(

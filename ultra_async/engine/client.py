@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
+from .._redact import redact
 from ..config import Timeouts
 from ..errors import RequestError
 from ..types import ChatResponse, Message, Route
@@ -74,19 +75,36 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def _error_fields(body: bytes) -> tuple[str, str | None]:
-    """The message and code of an OpenAI/Azure error body, tolerating anything."""
+#: characters of an error message kept; the message is redacted first, then cut
+MESSAGE_CHARS = 300
+#: bytes of an error body read for its message: enough for any real one, bounded for a huge one
+_BODY_BYTES = 16384
+
+
+def _error_fields(body: bytes, secret: str = "") -> tuple[str, str | None]:
+    """The message and code of an OpenAI/Azure error body, tolerating anything.
+
+    Providers sometimes quote the key back; it is removed (whole, or any 8 characters of it)
+    before the message is cut, so a cut can never leave a piece of the key behind.
+    """
+
+    def clean(text: str, limit: int) -> str:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+        return redact(text)[:limit]
+
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        text = body[:200].decode("utf-8", "replace").strip()
+        text = clean(body[:_BODY_BYTES].decode("utf-8", "replace").strip(), 200)
         return text or "(empty body)", None
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
-        message = str(error.get("message") or "")[:300]
+        message = clean(str(error.get("message") or ""), MESSAGE_CHARS)
         code = error.get("code") or error.get("type")
-        return message or "(no message)", str(code) if code is not None else None
-    return str(data)[:200], None
+        code_text = clean(str(code), 100) if code is not None else None
+        return message or "(no message)", code_text
+    return clean(str(data)[:_BODY_BYTES], 200), None
 
 
 def classify_status(status: int, code: str | None) -> str:
@@ -153,9 +171,10 @@ class ChatClient:
         except TimeoutError:
             raise RequestError("request timed out", kind="transient") from None
         except aiohttp.ClientError as exc:
-            # the exception text can carry the URL but never the key (it travels in headers)
+            # the text carries the URL; a header error can quote the key, so it is redacted
+            text = redact(str(exc).replace(secret, "[redacted]"))[:MESSAGE_CHARS]
             raise RequestError(
-                f"connection error: {type(exc).__name__}: {exc}", kind="transient"
+                f"connection error: {type(exc).__name__}: {text}", kind="transient"
             ) from None
         latency_s = time.monotonic() - started
         limits = RateLimitHeaders(
@@ -164,9 +183,7 @@ class ChatClient:
         )
         if status == 200:
             return parse_completion(body, latency_s), limits
-        message, code = _error_fields(body)
-        # providers sometimes echo the key back in error bodies
-        message = message.replace(secret, "[redacted]")
+        message, code = _error_fields(body, secret)
         kind = classify_status(status, code)
         raise RequestError(
             f"HTTP {status} from {route.provider}"

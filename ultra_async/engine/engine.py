@@ -18,9 +18,10 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
+from .._input import check_keys
+from .._redact import redact
 from ..config import Config
 from ..errors import ConfigError, InfraError
-from ..logs import register_secret
 from ..planner import Plan, build_shards
 from ..types import Evaluate, Outcome, TestResult, WorkItem
 from .chat import BoundChat
@@ -187,8 +188,8 @@ class Engine:
             if self._given_keys is not None
             else self.config.resolve_keys(models)
         )
-        for secret in self._keys.values():
-            register_secret(secret.get_secret_value())
+        # registers every key as a secret; refuses one with spaces or control characters
+        check_keys({f"key {n!r}": k.get_secret_value() for n, k in self._keys.items()})
         missing = sorted({sp.shard.route.key_name for sp in plan.shards} - set(self._keys))
         if missing:
             raise ConfigError(
@@ -424,7 +425,7 @@ class Engine:
             )
         else:
             state.evaluate_errors += 1
-        return TestResult.error(kind, item, shard.name, reason, **_timing(chat, started))
+        return TestResult.error(kind, item, shard.name, redact(reason), **_timing(chat, started))
 
     def _log_evaluate_failure(
         self, reason: str, error: BaseException | None, model: str, item_id: str

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 import orjson
 import structlog
 
+from .._redact import redact_bytes
 from ..errors import DatabaseError, StorageError
 from ..naming import ModelNames
 from ..types import TestResult
@@ -30,6 +31,7 @@ from .storage import (
     raise_if_damaged,
     read_database,
     remove_stale_temp_files,
+    schema_of,
     set_aside,
     timestamp,
 )
@@ -287,7 +289,8 @@ class Aggregator:
                 final_here.add(item_id)
             normal = tree.normalize(result)
             accepted.append(normal)
-            lines.append(_journal_line(normal, result.model))
+            # the last guard: no text in the journal holds 8 characters of a key
+            lines.append(redact_bytes(_journal_line(normal, result.model)))
         if not accepted:
             return
         # The journal first: the database never counts a result the journal does not hold.
@@ -446,11 +449,14 @@ def _existing_database(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return read_database(path)
+        db = read_database(path)
+        if schema_of(db) != "unusable":  # e.g. `{}`: nothing in it to keep
+            return db
     except DatabaseError:
-        aside = set_aside(path, "corrupt")
-        log.warning("database_unreadable_set_aside", path=str(path), moved_to=str(aside))
-        return None
+        pass
+    aside = set_aside(path, "corrupt")
+    log.warning("database_unreadable_set_aside", path=str(path), moved_to=str(aside))
+    return None
 
 
 def _has_counts(db: dict[str, Any]) -> bool:

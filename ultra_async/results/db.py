@@ -39,6 +39,7 @@ from .storage import (
     iter_journal_lines,
     raise_if_damaged,
     read_database,
+    schema_of,
     set_aside,
     timestamp,
 )
@@ -192,13 +193,31 @@ def check(out_dir: Path) -> Report:
     """Validate the database: JSON, schema, invariants, and agreement with the journal."""
     out_dir = Path(out_dir)
     report = Report()
-    tree, scan = load_tree(out_dir)
+    try:
+        tree, scan = load_tree(out_dir)
+    except DatabaseError as exc:  # the journal is a directory
+        report.problem(EXIT_JOURNAL, str(exc))
+        return report
     _journal_problems(report, out_dir, scan)
     db_path = out_dir / DATABASE_FILE
     try:
         db = read_database(db_path)
     except DatabaseError as exc:
         report.problem(EXIT_UNREADABLE, str(exc))
+        return report
+    if schema_of(db) == "unusable":
+        report.problem(
+            EXIT_UNREADABLE,
+            f"{db_path} is not a database of any known schema (version {db.get('version')!r}); "
+            "run `db repair` to set it aside and rebuild it from the journal",
+        )
+        return report
+    if report.info.get("journal") == "missing" and _has_counts(db):
+        report.problem(
+            EXIT_JOURNAL,
+            f"{out_dir / JOURNAL_FILE} is missing, so the database cannot be checked or "
+            "rebuilt; run `db repair` to import its statistics into a new journal",
+        )
         return report
     for code, message in check_invariants(db):
         report.problem(code, message)
@@ -278,6 +297,10 @@ def _created_at(db_path: Path, report: Report) -> str:
         aside = set_aside(db_path, "corrupt")
         report.actions.append(f"moved the unreadable database to {aside}")
         return timestamp()
+    if schema_of(db) == "unusable":
+        aside = set_aside(db_path, "corrupt")
+        report.actions.append(f"moved the database of no known schema to {aside}")
+        return timestamp()
     if db.get("version") != SCHEMA_VERSION:
         raise DatabaseError(
             f"{db_path} has schema {db.get('version')!r}; run `python -m ultra_async db migrate "
@@ -286,12 +309,23 @@ def _created_at(db_path: Path, report: Report) -> str:
     return str(db.get("created_at") or timestamp())
 
 
+def _has_counts(db: Mapping[str, Any]) -> bool:
+    stats = db.get("overall_stats")
+    return isinstance(stats, Mapping) and bool(stats.get("total") or stats.get("infra_errors"))
+
+
 def repair(out_dir: Path) -> Report:
     """Fix what `check` finds: drop damaged journal lines (after a backup), rebuild the database."""
     out_dir = Path(out_dir)
     journal, db_path = out_dir / JOURNAL_FILE, out_dir / DATABASE_FILE
     ensure_unlocked(journal)
     report = Report()
+    if journal.is_dir():
+        report.actions.append(
+            f"moved {journal}, a directory, to {set_aside(journal, 'not-a-file')}"
+        )
+    if not journal.exists():
+        return _without_journal(out_dir, report)
     scan = JournalScan()
     good = [line for line, _ in iter_journal_lines(journal, scan)]
     if scan.torn_tail_bytes or scan.bad_lines:
@@ -308,8 +342,6 @@ def repair(out_dir: Path) -> Report:
                 f"removed {len(scan.bad_lines)} unreadable journal line(s): {lines}"
             )
         report.actions.append(f"kept the original journal as {backup}")
-    if not journal.exists():
-        raise DatabaseError(f"{journal} does not exist, so the database cannot be rebuilt")
     found = check(out_dir)
     if found.code == EXIT_OK:
         report.actions.append("the database already agrees with the journal")
@@ -322,4 +354,28 @@ def repair(out_dir: Path) -> Report:
     rebuilt = rebuild(out_dir)
     report.actions += rebuilt.actions
     report.info.update(rebuilt.info)
+    return report
+
+
+def _without_journal(out_dir: Path, report: Report) -> Report:
+    """Repair with no journal: import a database's statistics into a new one, or start clean."""
+    db_path = out_dir / DATABASE_FILE
+    try:
+        db = read_database(db_path) if db_path.exists() else None
+    except DatabaseError:
+        db = None
+    if db is not None and schema_of(db) != "unusable" and _has_counts(db):
+        from .migrate import migrate  # migrate builds on this module
+
+        imported = migrate(out_dir)
+        report.actions += imported.actions
+        report.problems += imported.problems
+        report.info.update(imported.info)
+        return report
+    if db_path.exists() and (db is None or schema_of(db) == "unusable"):
+        report.actions.append(f"moved the unusable database to {set_aside(db_path, 'corrupt')}")
+    report.actions.append(
+        f"{out_dir / JOURNAL_FILE} does not exist and no database holds results: "
+        "nothing to rebuild; the next run starts afresh"
+    )
     return report

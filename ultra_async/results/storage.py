@@ -18,7 +18,7 @@ import structlog
 from ..errors import DatabaseError, StorageError
 from ..types import TestResult
 from .records import result_from_record
-from .stats import IMPORTED_LEAF
+from .stats import IMPORTED_LEAF, SCHEMA_VERSION
 
 #: the journal's first line: which suite and dimensions its records belong to
 SUITE_RECORD = "suite"
@@ -92,6 +92,16 @@ def read_database(path: Path) -> dict[str, Any]:
         data = orjson.loads(path.read_bytes())
     except FileNotFoundError:
         raise DatabaseError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise DatabaseError(
+            f"{path} is a directory, not a database; run "
+            f"`python -m ultra_async db repair --out {path.parent}` to set it aside and "
+            "rebuild the database from the journal"
+        ) from None
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot read {path}: {exc.strerror or exc}; check its permissions"
+        ) from None
     except orjson.JSONDecodeError as exc:
         raise DatabaseError(
             f"{path} is not valid JSON ({exc}); run "
@@ -100,6 +110,25 @@ def read_database(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DatabaseError(f"{path} does not hold a JSON object; run `db repair`")
     return data
+
+
+def schema_of(db: dict[str, Any]) -> str:
+    """ "current" (4.0), "older" (what `db migrate` imports: 3.x, or no version but models),
+    or "unusable" (no known schema, e.g. `{}`): set aside and rebuilt from the journal."""
+    version = db.get("version")
+    if version == SCHEMA_VERSION:
+        return "current"
+    if str(version).startswith("3") or (version is None and db.get("models")):
+        return "older"
+    return "unusable"
+
+
+def not_a_file(path: Path) -> str:
+    """The message for a journal path that is a directory."""
+    return (
+        f"{path} is a directory, not the journal; run "
+        f"`python -m ultra_async db repair --out {path.parent}` to set it aside"
+    )
 
 
 def set_aside(path: Path, tag: str) -> Path:
@@ -128,6 +157,8 @@ class Journal:
         """Open for appending; locks it and removes a torn last line left by a crash."""
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except IsADirectoryError:
+            raise StorageError(not_a_file(path)) from None
         except OSError as exc:
             raise StorageError(
                 f"cannot open the journal {path}: {exc.strerror}; "
@@ -240,6 +271,8 @@ def iter_journal_lines(
     scan = scan if scan is not None else JournalScan()
     if not path.exists():
         return
+    if path.is_dir():
+        raise DatabaseError(not_a_file(path))
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             if not line.endswith(b"\n"):

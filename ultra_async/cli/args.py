@@ -1,0 +1,73 @@
+"""Argument types and the parser of every command: a bad value is one line naming the flag.
+
+argparse prints the whole usage before its error; with a dozen options that buries the one
+line that matters, so `Parser.error` prints only that line (and exits 2, as argparse does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from ..exitcodes import EXIT_USAGE
+from ..logs import LEVEL_NAMES
+
+#: tests per matrix cell; the plan's own limit (planner.MAX_PLAN_ITEMS) applies as well
+MAX_INSTANCES = 1_000_000
+MAX_BUFFER_SIZE = 100_000
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: `prog: error: argument --x: why`."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [minimum, maximum]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"must be between {minimum:,} and {maximum:,} (got {value:,})"
+            )
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def directory(text: str) -> Path:
+    """An argparse type: a path that is not empty (an empty --out would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty; name a directory, e.g. results")
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError("must not contain a NUL character")
+    return Path(text)
+
+
+def file_path(text: str) -> str:
+    """An argparse type: a file path that is not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty; name a file")
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError("must not contain a NUL character")
+    return text
+
+
+def log_level(text: str) -> str:
+    """An argparse type: one of the log levels, in any case."""
+    if text.lower() not in LEVEL_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown level {text!r}; use one of {', '.join(LEVEL_NAMES)}"
+        )
+    return text.lower()
