@@ -6,6 +6,7 @@ Exit codes: 0 done; 1 the cache could not be read or pruned; 2 no transcript for
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import textwrap
@@ -57,7 +58,12 @@ def run_show(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     width = args.width or min(shutil.get_terminal_size((100, 24)).columns, 120)
-    print_transcript(transcript, sys.stdout, width=max(40, width))
+    try:
+        print_transcript(transcript, sys.stdout, width=max(40, width))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `show ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
 
 
@@ -65,19 +71,23 @@ def print_transcript(transcript: dict[str, Any], stream: TextIO, *, width: int =
     """A transcript as text: each request's new messages, the reply, tokens, failed attempts."""
     requests = transcript["requests"]
     out = stream.write
-    out(f"{transcript['item_id']}\n")
-    out(f"model {transcript['model']} · shard {transcript['shard']} · {len(requests)} requests")
-    out(" · truncated (size cap)\n" if transcript["truncated"] else "\n")
+    head = f"model {transcript['model']} · shard {transcript['shard']} · {len(requests)} requests"
+    if transcript["truncated"]:
+        head += " · truncated (size cap)"
+    out(_wrap(transcript["item_id"], width) + _wrap(head, width))
     for number, request in enumerate(requests, 1):
         facts = [
+            f"request {number}",
             f"{request['latency_s']:.3f} s",
             f"{request['input_tokens']} in / {request['output_tokens']} out tokens",
         ]
         if request["finish_reason"]:
-            facts.append(f"finish {request['finish_reason']}")
+            facts.append(str(request["finish_reason"]))
         if request["cached"]:
-            facts.append("from the cache")
-        out(f"\n── request {number} · {' · '.join(facts)} ".ljust(width, "─") + "\n")
+            facts.append("cached")
+        line = f"── {' · '.join(facts)} "
+        out("\n" + (line.ljust(width, "─") if len(line) <= width else _wrap(line, width)))
+        out("\n" if len(line) <= width else "")
         for message in request["messages"]:
             role = str(message.get("role", "?")) if isinstance(message, dict) else "?"
             content = message.get("content") if isinstance(message, dict) else message
@@ -89,6 +99,10 @@ def print_transcript(transcript: dict[str, Any], stream: TextIO, *, width: int =
             out(_block("[reply]", request["reply"], width))
         elif not request["attempts"]:
             out(_block("[reply]", "(not available: its cache entry is gone)", width))
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(redact(text), width)) + "\n"
 
 
 def _block(label: str, text: Any, width: int) -> str:
