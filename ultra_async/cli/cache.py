@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from ..errors import UltraAsyncError
 from ..exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ..logs import redact
-from ..results import cache
+from ..results import cache_admin as cache
 from ..results.transcripts import matching_items, read_transcript
 
 
@@ -131,7 +131,8 @@ def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cache(args: argparse.Namespace) -> int:
     try:
         if args.cache_action == "stats":
-            for line in cache.summary_lines(args.out, args.cache_dir):
+            report = cache.cache_report(args.out, args.cache_dir)
+            for line in report.lines() if report is not None else [cache.NO_CACHE]:
                 print(line)
             return EXIT_OK
         path, dropped, kept = cache.prune(args.out, args.cache_dir)
