@@ -122,7 +122,7 @@ async def test_a_miss_under_only_is_an_infra_error_and_a_rerun_fills_it(
 
 
 async def test_only_without_a_cache_is_a_clear_error(fast_config: Config, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no response cache at .*--cache only"):
+    with pytest.raises(ConfigError, match=r"no response cache at .*--cache only"):
         await run_evaluation(options(tmp_path, cache="only"), config=fast_config)
     assert not (tmp_path / CACHE_FILE).exists()
 

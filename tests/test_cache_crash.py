@@ -123,5 +123,5 @@ def test_a_cache_file_cut_in_half_is_refused_or_serves_only_whole_entries(tmp_pa
 def test_a_file_that_is_not_a_cache_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StorageError, match="cannot use the response cache .*--cache off"):
+    with pytest.raises(StorageError, match=r"cannot use the response cache .*--cache off"):
         ResponseCache(path)
