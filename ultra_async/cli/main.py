@@ -257,22 +257,6 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command("show", "print one test's transcript: messages, replies, tokens, failed attempts")
-def _show(parser: argparse.ArgumentParser) -> Handler:
-    from .cache import add_show_arguments, run_show
-
-    add_show_arguments(parser)
-    return run_show
-
-
-@command("cache", "response cache: stats, or prune entries no journal refers to")
-def _cache(parser: argparse.ArgumentParser) -> Handler:
-    from .cache import add_cache_arguments, run_cache
-
-    add_cache_arguments(parser)
-    return run_cache
-
-
 @command("report", "success, scores and errors by model × prompt type, difficulty, rate or task")
 def _report(parser: argparse.ArgumentParser) -> Handler:
     from ..report.tables import add_report_arguments, run_report
@@ -296,6 +280,22 @@ def _serve_sim(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
     add_serve_sim_arguments(parser, providers_option=False)
     return run_serve_sim
+
+
+@command("show", "print one test's transcript: messages, replies, tokens, failed attempts")
+def _show(parser: argparse.ArgumentParser) -> Handler:
+    from .cache import add_show_arguments, run_show
+
+    add_show_arguments(parser)
+    return run_show
+
+
+@command("cache", "response cache: stats, or prune entries no journal refers to")
+def _cache(parser: argparse.ArgumentParser) -> Handler:
+    from .cache import add_cache_arguments, run_cache
+
+    add_cache_arguments(parser)
+    return run_cache
 
 
 def build_parser() -> argparse.ArgumentParser:
