@@ -16,6 +16,7 @@ from .errors import (
 from .naming import ModelNames, normalize_model_name
 from .planner import Matrix, Plan, build_matrix, build_shards, make_plan
 from .results.aggregator import Aggregator
+from .results.transcripts import read_transcript
 from .runner import RunOptions, RunReport, run_evaluation
 from .types import ChatFn, ChatResponse, Route, Shard, TestOutcome, TestResult, WorkItem
 
@@ -51,6 +52,7 @@ __all__ = [
     "load_config",
     "make_plan",
     "normalize_model_name",
+    "read_transcript",
     "run",
     "run_async",
     "run_blocking",

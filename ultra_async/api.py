@@ -88,8 +88,9 @@ async def run_async(
     """Run (or resume) an evaluation; keyword arguments are named like the CLI flags.
 
     `models`, `prompt_types`, `rates`, `difficulties`, `task_types`, `instances`, `simulate`,
-    `seed`, `out`, `fresh`, `providers`, `buffer_size`. `evaluate` replaces the built-in
-    benchmark with your own coroutine `(item, chat) -> TestOutcome`.
+    `seed`, `out`, `fresh`, `providers`, `buffer_size`, `transcripts` (all, failures, none),
+    `cache` (use, refresh, only, off), `cache_dir`. `evaluate` replaces the built-in benchmark
+    with your own coroutine `(item, chat) -> TestOutcome`.
     """
     import structlog
 

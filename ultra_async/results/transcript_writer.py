@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import structlog
 
+from ..errors import StorageError
 from ..types import ChatResponse, TestResult
 from .transcripts import (
     _SCHEMA,
@@ -129,14 +130,20 @@ class TranscriptWriter:
         self.written = 0
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path)
-        conn.executescript(_SCHEMA)
-        if self.cache is not None:
-            conn.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('cache_path', ?)",
-                (str(Path(self.cache.path).resolve()),),
-            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(self.path)
+            conn.executescript(_SCHEMA)
+            if self.cache is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('cache_path', ?)",
+                    (str(Path(self.cache.path).resolve()),),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(
+                f"cannot write transcripts to {self.path}: {exc}; choose another --out, fix "
+                "its permissions, or run with --transcripts none --cache off"
+            ) from None
         self._conn = conn
 
     def write(self, results: Sequence[TestResult]) -> None:

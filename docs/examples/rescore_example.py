@@ -1,0 +1,56 @@
+# %% [markdown]
+# # Re-scoring a finished run without sending a request
+#
+# Every reply of a run is kept in the response cache of its results directory. Changing how
+# tests are scored, then replaying the run with `cache="only"`, re-scores every test from the
+# cached replies: zero requests, zero rate-limit waits. Run it as a script
+# (`python docs/examples/rescore_example.py` from the repository root) or paste the cells into
+# Jupyter (write `await ua.run(...)` there).
+
+# %%
+from pathlib import Path
+
+import ultra_async as ua
+from ultra_async.suites.workflow import make_evaluate
+from ultra_async.types import ChatFn, TestOutcome, WorkItem
+
+OUT = Path("results/rescore")
+RUN = {
+    "models": "gpt-4o-mini,qwen2.5-7b-instruct",
+    "prompt_types": "optimal,baseline",
+    "instances": 2,
+    "simulate": True,
+    "seed": 1,
+    "out": OUT,
+}
+
+
+def full_success_rate(results: ua.Results) -> float:
+    stats = results.data["overall_stats"]
+    return float(stats["full_success"]) / max(1, int(stats["total"]))
+
+
+# %% the original evaluation: it sends the requests and fills the cache
+first = ua.run(**RUN, fresh=True)
+before = full_success_rate(ua.load(OUT))
+print(f"original: {first.summary.completed} tests, {first.summary.requests} requests")
+
+# %% a stricter metric: full success now needs a workflow score of 0.95, not 0.8
+scored = make_evaluate(RUN["seed"])  # the built-in benchmark, with the run's seed
+
+
+async def strict(item: WorkItem, chat: ChatFn) -> TestOutcome:
+    outcome = await scored(item, chat)  # the same conversation, answered from the cache
+    if outcome.success_level == "full_success" and outcome.workflow_score < 0.95:
+        outcome.success_level = "partial_success"
+    return outcome
+
+
+# %% replay: a fresh database (the old one goes to a backup folder), replies from the cache
+replay = ua.run(**RUN, fresh=True, cache="only", evaluate=strict)
+after = full_success_rate(ua.load(OUT))
+print(
+    f"replay: {replay.summary.completed} tests, {replay.summary.requests} requests, "
+    f"{replay.summary.cached} answered from the cache, {replay.summary.infra_errors} misses"
+)
+print(f"full success: {before:.1%} with the old metric, {after:.1%} with the new one")
