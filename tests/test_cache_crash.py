@@ -54,7 +54,7 @@ def key_of(i: int) -> bytes:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_a_writer_killed_mid_write_leaves_only_whole_entries(tmp_path: Path, seed: int) -> None:
     path = tmp_path / "cache.sqlite"
     proc = subprocess.Popen(
