@@ -32,13 +32,13 @@ log = structlog.get_logger("ultra_async.results.transcripts")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcripts (
-    item_id TEXT PRIMARY KEY,
+    item_id TEXT NOT NULL UNIQUE,
     model TEXT NOT NULL,
     shard TEXT NOT NULL,
     body BLOB,
     truncated INTEGER NOT NULL DEFAULT 0,
     refs BLOB NOT NULL DEFAULT x''
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
