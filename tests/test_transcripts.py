@@ -7,6 +7,7 @@ import sqlite3
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -219,3 +220,31 @@ async def test_show_prints_a_transcript_wrapped_and_without_secrets(
     assert max(len(line) for line in out.splitlines()) <= 60
     assert main(["show", "nothing/like/this", "--out", str(tmp_path)]) == 2
     assert "no transcript for nothing/like/this" in capsys.readouterr().err
+
+
+def test_a_transcript_that_cannot_be_encoded_costs_only_itself(tmp_path: Path) -> None:
+    from ultra_async.engine.recording import Recording
+    from ultra_async.results.transcript_writer import TranscriptWriter
+    from ultra_async.types import TestResult
+
+    writer = TranscriptWriter(tmp_path, "all")
+    writer.open()
+    reply = ChatResponse(content="fine")
+    results = []
+    for name, content in (("bad", 2**70), ("good", "hello")):
+        result = TestResult(
+            item_id=name, model="m", prompt_type="p", tool_success_rate=0.8,
+            difficulty="d", task_type="t", instance=0, shard="s", outcome="completed",
+        )  # fmt: skip
+        recorder = Recording().recorder(
+            None, SimpleNamespace(shard=SimpleNamespace(model="m", name="s"))
+        )  # type: ignore[arg-type]
+        recorder.requests.append(
+            Request([{"role": "user", "content": content}], reply, None, False, None, 0.0)
+        )
+        results.append(recorder.finish(result))
+    writer.write(results)
+    writer.close()
+    assert read_transcript(tmp_path, "bad") is None
+    good = read_transcript(tmp_path, "good")
+    assert good is not None and good["requests"][0]["reply"] == "fine"

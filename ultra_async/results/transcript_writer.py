@@ -51,12 +51,12 @@ def encode(recording: TestRecording, cap_bytes: int = CAP_BYTES) -> tuple[bytes,
     previous: ChatResponse | None = None
     for index, request in enumerate(recording.requests):
         entry = _entry(request, index, previous)
-        piece = orjson.dumps(entry, default=_plain)
+        piece = orjson.dumps(entry, default=_plain, option=orjson.OPT_NON_STR_KEYS)
         if size + len(piece) + 1 > cap_bytes:
             truncated = True
             if pieces:
                 break
-            piece = orjson.dumps(_cut(entry), default=_plain)
+            piece = orjson.dumps(_cut(entry), default=_plain, option=orjson.OPT_NON_STR_KEYS)
             if size + len(piece) + 1 > cap_bytes:
                 break
         pieces.append(piece)
@@ -173,7 +173,8 @@ class TranscriptWriter:
                 )
             self.written += len(rows)
             self._last_error = None
-        except (sqlite3.Error, OSError) as exc:
+        except Exception as exc:
+            # the journal holds the results; a transcript problem must never end the run
             if str(exc) != self._last_error:
                 log.error("transcripts_write_failed", path=str(self.path), error=str(exc))
             self._last_error = str(exc)
@@ -181,7 +182,11 @@ class TranscriptWriter:
     def _row(self, result: TestResult, rec: TestRecording) -> tuple[Any, ...] | None:
         refs = b"".join(r.key for r in rec.requests if r.key is not None and r.response)
         if keeps_conversation(self.mode, result):
-            body, truncated = encode(rec)
+            try:
+                body, truncated = encode(rec)
+            except (TypeError, ValueError) as exc:  # a message orjson cannot encode
+                log.warning("transcript_not_encodable", item=rec.item_id, error=str(exc))
+                body, truncated = None, False
         elif refs:
             body, truncated = None, False  # only the cache references, for `cache prune`
         else:
