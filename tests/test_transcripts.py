@@ -13,6 +13,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from tests.conftest import ROOT
 from tests.loopback import Loopback, loopback_server
 from tests.test_run_simulated import FAST
 from ultra_async.cli.main import main
@@ -192,20 +193,23 @@ def test_a_transcript_over_the_cap_keeps_whole_requests_and_says_truncated() -> 
 
 
 async def test_show_prints_a_transcript_wrapped_and_without_secrets(
-    fast_config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fast_config: Config,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     report = await run_evaluation(options(tmp_path, cache="off"), config=fast_config)
     result = read_journal(report.journal)[0]
-    # a secret that ended up in a stored message is still never printed
-    from ultra_async.logs import register_secret
-
-    register_secret("sk-planted-secret-42")
+    # secrets that ended up in a stored message are still never printed: a key-shaped one,
+    # and the value of a key variable of providers.yaml (show finds it in the environment)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("IDEALLAB_API_KEY_1", "plainvalue-of-a-key-9876")
     conn = sqlite3.connect(tmp_path / TRANSCRIPTS_FILE)
     body = conn.execute(
         "SELECT body FROM transcripts WHERE item_id = ?", (result.item_id,)
     ).fetchone()[0]
     entries = orjson.loads(zlib.decompress(body))
-    entries[0]["messages"][1]["content"] += " key sk-planted-secret-42"
+    entries[0]["messages"][1]["content"] += " key sk-planted-secret-42 plainvalue-of-a-key-9876"
     conn.execute(
         "UPDATE transcripts SET body = ? WHERE item_id = ?",
         (zlib.compress(orjson.dumps(entries)), result.item_id),
@@ -217,6 +221,7 @@ async def test_show_prints_a_transcript_wrapped_and_without_secrets(
     out = capsys.readouterr().out
     assert result.item_id in out and "[system]" in out and "[reply]" in out
     assert "sk-planted-secret-42" not in out and "[redacted]" in out
+    assert "plainvalue-of-a-key-9876" not in out
     assert max(len(line) for line in out.splitlines()) <= 60
     assert main(["show", "nothing/like/this", "--out", str(tmp_path)]) == 2
     assert "no transcript for nothing/like/this" in capsys.readouterr().err

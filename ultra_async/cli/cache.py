@@ -46,7 +46,22 @@ def add_show_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _register_configured_keys() -> None:
+    """The API keys set in the environment are redacted too, should a message quote one."""
+    from ..config import Settings, load_config
+    from ..logs import register_secret
+
+    try:
+        config = load_config(None, Settings())
+    except (UltraAsyncError, OSError):
+        return  # no providers.yaml here: key-shaped strings are still redacted
+    for variable in config.key_envs().values():
+        if value := os.environ.get(variable):
+            register_secret(value)
+
+
 def run_show(args: argparse.Namespace) -> int:
+    _register_configured_keys()
     transcript = read_transcript(args.out, args.item_id)
     if transcript is None:
         near = matching_items(args.out, args.item_id)
