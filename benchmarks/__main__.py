@@ -25,6 +25,7 @@ SECTIONS = {
     "makespan": "benchmarks.bench_makespan",
     "aggregator": "benchmarks.bench_aggregator",
     "scale": "benchmarks.bench_scale",
+    "replay": "benchmarks.bench_replay",
 }
 #: section → [(field, comparison, target)]
 TARGETS: dict[str, list[tuple[str, str, float]]] = {
@@ -34,6 +35,7 @@ TARGETS: dict[str, list[tuple[str, str, float]]] = {
     "makespan": [("ratio", "<=", 1.05), ("ratio_dead_deployment", "<=", 1.05)],
     "aggregator": [("max_loop_stall_ms", "<", 20.0)],
     "scale": [("peak_rss_mb", "<", 1024)],
+    "replay": [("requests", "<=", 0), ("identical", ">=", 1)],
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -14,6 +14,7 @@ from .errors import (
     UltraAsyncError,
 )
 from .naming import normalize_model_name
+from .results.transcripts import read_transcript
 from .runner import RunReport
 from .suites.dataset import dataset_suite
 from .suites.suite import Suite
@@ -46,6 +47,7 @@ __all__ = [
     "load",
     "load_config",
     "normalize_model_name",
+    "read_transcript",
     "run",
     "workflow_suite",
 ]

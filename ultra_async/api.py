@@ -121,6 +121,9 @@ async def arun(
     rates: str | Iterable[str | float] = "0.8",
     difficulties: str | Iterable[str] = "easy",
     task_types: str | Iterable[str] = "all",
+    transcripts: str = "all",
+    cache: str = "use",
+    cache_dir: str | Path | None = None,
     progress: bool | None = None,
     on_result: Callable[[TestResult], Any] | None = None,
 ) -> RunReport:
@@ -130,7 +133,9 @@ async def arun(
     `difficulties` and `task_types`. `keys` gives secrets by key name and `base_urls` base
     URLs by provider name, so a script needs no environment variables. `simulate=True` runs
     against the embedded simulator (the suite's `simulate` gives the replies). `progress`
-    shows a live display (default: in a terminal or a notebook). Options are named like the
+    shows a live display (default: in a terminal or a notebook). `transcripts` (all, failures,
+    none) keeps conversations; `cache` (use, refresh, only, off) answers repeated requests
+    from the response cache (`cache_dir` shares one across runs). Options are named like the
     CLI flags.
     """
     import structlog
@@ -158,6 +163,9 @@ async def arun(
         base_urls=base_urls,
         retry_errors=retry_errors,
         rerun_changed=rerun_changed,
+        transcripts=transcripts,
+        cache=cache,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
     )
     show = _interactive() if progress is None else progress
     return await run_evaluation(options, on_result=on_result, progress=_display if show else None)

@@ -18,11 +18,14 @@ import structlog
 from pydantic import SecretStr
 
 from .config import Config, load_config
-from .engine import Engine, RunSummary
+from .engine.engine import Engine, RunSummary
+from .engine.recording import open_recording
 from .errors import ConfigError, PlanError
 from .planner import Matrix, Plan, build_matrix, make_plan, model_names
 from .results.aggregator import Aggregator
+from .results.cache import CACHE_MODES
 from .results.layout import suite_layout
+from .results.transcripts import TRANSCRIPT_MODES, set_aside_transcripts
 from .suites.suite import Responder, Suite
 from .types import ChatFn, Outcome, TestResult, WorkItem
 
@@ -60,6 +63,12 @@ class RunOptions:
     rerun_changed: bool = False
     #: simulator knobs (only with simulate=True)
     sim_latency_ms: float | None = None
+    #: conversations kept: all, failures (not a completed full success) or none
+    transcripts: str = "all"
+    #: response cache: off, use, refresh (send and store anew) or only (never send)
+    cache: str = "use"
+    #: a cache shared across results directories (default: one in `out`)
+    cache_dir: Path | None = None
 
 
 @dataclass(slots=True)
@@ -196,12 +205,18 @@ def prepare(options: RunOptions, config: Config) -> Prepared:
     """Everything that can refuse a run, checked before a single file is written or request sent:
     the suite and its cases, the models, the plan's size, base URLs, and (unless simulated) keys.
     """
+    _check_recording_options(options)
     suite = suite_of(options)
     cases = suite.load_cases()
     matrix = build_matrix(config, cases, models=options.models, instances=options.instances)
     for model in matrix.models:
         config.base_url_of(config.models[model].provider)
-    keys = None if options.simulate else _given_keys(config, options, matrix.models)
+    keys: dict[str, SecretStr] | None = None
+    if options.cache == "only":
+        # answered from the cache alone: no key is needed, none is sent
+        keys = {name: SecretStr("cache-only-no-key") for name in config.data.keys}
+    elif not options.simulate:
+        keys = _given_keys(config, options, matrix.models)
     return Prepared(suite, matrix, keys, _base_urls(config, options))
 
 
@@ -244,6 +259,18 @@ def _base_urls(config: Config, options: RunOptions) -> dict[str, str]:
     return urls
 
 
+def _check_recording_options(options: RunOptions) -> None:
+    if options.transcripts not in TRANSCRIPT_MODES:
+        raise ConfigError(
+            f"transcripts must be one of {', '.join(TRANSCRIPT_MODES)} "
+            f"(got {options.transcripts!r})"
+        )
+    if options.cache not in CACHE_MODES:
+        raise ConfigError(f"cache must be one of {', '.join(CACHE_MODES)} (got {options.cache!r})")
+    if options.cache_dir is not None:
+        options.cache_dir = Path(options.cache_dir)
+
+
 async def run_evaluation(
     options: RunOptions,
     *,
@@ -277,16 +304,30 @@ async def run_evaluation(
     if options.fresh:
         from .results.storage import fresh_start
 
-        fresh_start(out)
+        backup = fresh_start(out)
+        set_aside_transcripts(out, backup)
     names = model_names(config)
     layout = suite_layout(suite.name, suite.dimensions, suite.error_categories)
+    recording_ = open_recording(
+        out,
+        transcripts=options.transcripts,  # type: ignore[arg-type]
+        cache=options.cache,  # type: ignore[arg-type]
+        cache_dir=options.cache_dir,
+    )
     # Handlers stay installed until the final flush is done: a third Ctrl-C must not
     # interrupt it (the aggregator shields its flush from the cancellation).
     uninstall: Callable[[], None] = lambda: None  # noqa: E731
     try:
-        async with Aggregator(
-            out, names=names, buffer_size=options.buffer_size, layout=layout
-        ) as aggregator:
+        async with (
+            recording_ as (recording, writer),
+            Aggregator(
+                out,
+                names=names,
+                buffer_size=options.buffer_size,
+                layout=layout,
+                on_batch=writer.write if writer is not None else None,
+            ) as aggregator,
+        ):
             plan = make_plan(
                 config,
                 matrix,
@@ -315,9 +356,10 @@ async def run_evaluation(
             async with _simulator(config, options, responder) as (sim_keys, sim_urls, sim):
                 async with Engine(
                     config,
-                    keys=sim_keys or keys,
+                    keys=keys if options.cache == "only" else sim_keys or keys,
                     base_urls=sim_urls if sim is not None else base_urls,
                     tag_requests=sim is not None and suite.simulate is not None,
+                    recording=recording,
                 ) as engine:
                     if handle_signals:
                         uninstall = _install_stop_signals(engine)

@@ -245,6 +245,7 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         action="store_true",
         help="rerun tests whose case (labels or data) changed since they were journaled",
     )
+    add_recording_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no live progress display")
     parser.add_argument(
         "--log-level",
@@ -259,6 +260,31 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         return run_command(args)
 
     return handler
+
+
+def add_recording_options(parser: argparse.ArgumentParser) -> None:
+    """`--transcripts`, `--cache`, `--cache-dir` (docs/transcripts-and-cache.md)."""
+    parser.add_argument(
+        "--transcripts",
+        choices=("all", "failures", "none"),
+        default="all",
+        help="conversations kept beside the journal: all, failures (tests not a completed "
+        "full success) or none (default: all)",
+    )
+    parser.add_argument(
+        "--cache",
+        choices=("off", "use", "refresh", "only"),
+        default="use",
+        help="response cache: use (answer repeated requests from it), refresh (send and store "
+        "anew), only (never send; a miss is an infra error), off (default: use)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="a response cache shared across results directories (default: one in --out)",
+    )
 
 
 @command("report", "success, scores and errors by model × prompt type, difficulty, rate or task")
@@ -284,6 +310,22 @@ def _serve_sim(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
     add_serve_sim_arguments(parser, providers_option=False)
     return run_serve_sim
+
+
+@command("show", "print one test's transcript: messages, replies, tokens, failed attempts")
+def _show(parser: argparse.ArgumentParser) -> Handler:
+    from .cache import add_show_arguments, run_show
+
+    add_show_arguments(parser)
+    return run_show
+
+
+@command("cache", "response cache: stats, or prune entries no journal refers to")
+def _cache(parser: argparse.ArgumentParser) -> Handler:
+    from .cache import add_cache_arguments, run_cache
+
+    add_cache_arguments(parser)
+    return run_cache
 
 
 def build_parser() -> argparse.ArgumentParser:

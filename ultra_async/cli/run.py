@@ -77,6 +77,9 @@ def run_command(args: argparse.Namespace) -> int:
         buffer_size=args.buffer_size,
         retry_errors=args.retry_errors,
         rerun_changed=args.rerun_changed,
+        transcripts=args.transcripts,
+        cache=args.cache,
+        cache_dir=args.cache_dir,
     )
     # Everything that can refuse the run is checked before a single file is written.
     config = load_config(args.providers, settings)
@@ -132,7 +135,8 @@ def run_command(args: argparse.Namespace) -> int:
     console.print(
         f"{summary.completed} tests completed{', ' + errors if errors else ''}, "
         f"{report.skipped} already done before this run, {summary.wall_s:.1f}s; "
-        f"{summary.requests} requests, {summary.rate_limited} 429s, {summary.retries} retries. "
+        f"{summary.requests} requests, {summary.cached} cached, {summary.rate_limited} 429s, "
+        f"{summary.retries} retries. "
         f"Results in {report.out}/",
         highlight=False,
     )

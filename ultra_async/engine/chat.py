@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ..errors import RequestError
 from ..types import ChatResponse, Message, WorkItem
 from .shards import ShardState
+
+if TYPE_CHECKING:
+    from .recording import Recorder
 
 log = structlog.get_logger("ultra_async.engine.engine")
 
@@ -25,6 +28,7 @@ class BoundChat:
         "_output_tokens",
         "_state",
         "_tag",
+        "recorder",
         "requests",
         "retries",
     )
@@ -39,6 +43,8 @@ class BoundChat:
         self._input_tokens = self._output_tokens = 0
         self.requests = 0
         self.retries = 0
+        #: told of every failed attempt, for the transcript (engine/recording.py)
+        self.recorder: Recorder | None = None
 
     @property
     def item(self) -> WorkItem:
@@ -53,9 +59,13 @@ class BoundChat:
         if self._tag and "user" not in params:
             params["user"] = self._item.id
         response = await self._call(messages, params)
+        self.count(response)
+        return response
+
+    def count(self, response: ChatResponse) -> None:
+        """Add a response's tokens to this test's (also one answered from the cache)."""
         self._input_tokens += response.input_tokens
         self._output_tokens += response.output_tokens
-        return response
 
     async def _call(self, messages: Sequence[Message], params: dict[str, Any]) -> ChatResponse:
         try:
@@ -92,6 +102,8 @@ class BoundChat:
                 **params,
             )
         except RequestError as error:
+            if self.recorder is not None:
+                self.recorder.failed(error)
             if error.kind == "rate_limit":
                 state.rate_limited += 1
                 limits.record_rate_limited(error.retry_after_s, sent_at)

@@ -27,6 +27,7 @@ from ..types import Evaluate, Outcome, TestResult, WorkItem
 from .chat import BoundChat
 from .client import ChatClient, client_timeout
 from .limits import KeyLimits, ShardLimits
+from .recording import Recorder, Recording
 from .retry import Retrier
 from .shards import ModelPool, ShardState
 from .watchdog import Watchdog
@@ -54,6 +55,8 @@ class RunSummary:
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
+    #: requests answered from the response cache (no network, no rate-limit token)
+    cached: int = 0
     wall_s: float = 0.0
     interrupted: bool = False
     dead_shards: dict[str, str] = field(default_factory=dict)
@@ -83,6 +86,7 @@ class Engine:
         base_urls: Mapping[str, str] | None = None,
         grace_s: float | None = None,
         tag_requests: bool = False,
+        recording: Recording | None = None,
     ) -> None:
         self.config = config
         self._given_keys = dict(keys) if keys is not None else None
@@ -101,6 +105,8 @@ class Engine:
         self._check: CheckOutcome | None = None
         #: distinct evaluate failures already logged (each is logged once, then counted)
         self._logged_failures: set[str] = set()
+        #: transcripts and the response cache (engine/recording.py); None records nothing
+        self._recording = recording
 
     async def __aenter__(self) -> Engine:
         total_workers = sum(
@@ -281,6 +287,7 @@ class Engine:
             summary.requests += state.requests
             summary.rate_limited += state.rate_limited
             summary.retries += state.retries
+            summary.cached += state.cached
             if state.dead:
                 summary.dead_shards[f"{state.shard.model}/{state.shard.name}"] = state.dead
         summary.shards = self.snapshot()
@@ -368,12 +375,15 @@ class Engine:
         deadline_s = state.retrier.policy.test_deadline_s
         started = time.monotonic()
         chat = BoundChat(state, item, started + deadline_s, tag=self.tag_requests)
+        recorder = chat.recorder = (
+            self._recording.recorder(chat, state) if self._recording is not None else None
+        )
         task = asyncio.current_task()
         assert task is not None
         self._watchdog.watch(task, started + deadline_s)
         kind = "infra_error"
         try:
-            outcome = await evaluate(item, chat)
+            outcome = await evaluate(item, recorder or chat)
         except asyncio.CancelledError:
             if not self._watchdog.expired(task):
                 raise  # a real cancellation (shutdown), not our deadline
@@ -408,11 +418,11 @@ class Engine:
             if problem is None:
                 state.done += 1
                 state.failing_streak = 0
-                timing = _timing(chat, started)
+                timing = _timing(chat, recorder, started)
                 result = TestResult.from_outcome(item, shard.name, outcome, **timing)
                 if not outcome.input_tokens and not outcome.output_tokens:
                     result.input_tokens, result.output_tokens = chat.tokens()
-                return result
+                return recorder.finish(result) if recorder is not None else result
             kind = "evaluate_error"
             reason = _one_line(problem)
             self._log_evaluate_failure(reason, None, shard.model, item.id)
@@ -425,7 +435,9 @@ class Engine:
             )
         else:
             state.evaluate_errors += 1
-        return TestResult.error(kind, item, shard.name, redact(reason), **_timing(chat, started))
+        timing = _timing(chat, recorder, started)
+        result = TestResult.error(kind, item, shard.name, redact(reason), **timing)
+        return recorder.finish(result) if recorder is not None else result
 
     def _log_evaluate_failure(
         self, reason: str, error: BaseException | None, model: str, item_id: str
@@ -454,11 +466,12 @@ def _where(error: BaseException) -> str:
     return f"{last.filename}:{last.lineno} in {last.name}"
 
 
-def _timing(chat: BoundChat, started: float) -> dict[str, Any]:
+def _timing(chat: BoundChat, recorder: Recorder | None, started: float) -> dict[str, Any]:
     return {
         "execution_time_s": round(time.monotonic() - started, 6),
         "requests": chat.requests,
         "retries": chat.retries,
+        "cached_requests": recorder.cached if recorder is not None else 0,
         "finished_at": round(time.time(), 3),
     }
 

@@ -36,6 +36,8 @@ class ShardState:
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
+    #: requests answered from the response cache
+    cached: int = 0
     stolen: int = 0
     dead: str | None = None
     #: tests in a row that ended with retries exhausted on server or connection errors
@@ -59,6 +61,7 @@ class ShardState:
             "requests": self.requests,
             "rate_limited": self.rate_limited,
             "retries": self.retries,
+            "cached": self.cached,
             "stolen": self.stolen,
             "dead": self.dead,
         }

@@ -272,6 +272,19 @@ def load_report_database(out: Path) -> dict[str, Any]:
     return read_database(path)
 
 
+def _print_cache_line(out: Path) -> None:
+    """The response cache in one line under the table (docs/transcripts-and-cache.md)."""
+    from ..errors import UltraAsyncError
+    from ..results.cache_admin import cache_report
+
+    try:
+        cache = cache_report(out)
+    except (UltraAsyncError, OSError):
+        return
+    if cache is not None:
+        print(cache.line())
+
+
 def run_report(args: argparse.Namespace) -> int:
     """Run the `report` command in `args`; returns the exit code."""
     out = Path(args.out) if args.out is not None else Settings().out
@@ -298,6 +311,8 @@ def run_report(args: argparse.Namespace) -> int:
             min_tests=args.min_tests,
             title=f"{path} by {args.by}",
         )
+        if args.format == "table":
+            _print_cache_line(out)
     except DatabaseError as exc:
         print(f"error: {exc}; run `python -m ultra_async db check --out {out}`", file=sys.stderr)
         return EXIT_UNREADABLE

@@ -46,7 +46,8 @@ from .storage import (
 
 #: fields that legitimately differ between two runs with the same results
 _VOLATILE = frozenset({"created_at", "last_updated", "imported_at"})
-_TIMING = frozenset({"avg_execution_time", "sum_execution_time"})
+#: fields that differ between a run and its replay from the cache
+_TIMING = frozenset({"avg_execution_time", "sum_execution_time", "cached_requests"})
 
 
 def comparable(db: Mapping[str, Any]) -> dict[str, Any]:
