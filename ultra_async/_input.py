@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from ._redact import register_secret
 from .errors import ConfigError
 
+#: libyaml when installed: linear in the nesting depth, where the pure-Python parser is not
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: providers.yaml is read whole; a real one is a few kilobytes
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 20
@@ -128,7 +130,7 @@ def read_text(file: Path, label: str) -> str:
 
 def parse_yaml(label: str, text: str) -> Any:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
