@@ -81,6 +81,12 @@ CONFIGS: list[tuple[str, str | bytes, str]] = [
     ),
     ("workers-huge-int", edit("workers: 2,", f"workers: {HUGE},"), f"{MODEL}.workers"),
     ("qps-absurd", edit("workers: 2, qps: 10", "workers: 2, qps: 1000000000"), f"{MODEL}.qps"),
+    (
+        "qps-tiny",
+        edit("workers: 2, qps: 10", "workers: 2, qps: 1.0e-300"),
+        f"{MODEL}.qps: must be at least",
+    ),
+    ("key-qps-tiny", edit("qps: 10, max", "qps: 1.0e-300, max"), "keys.k0.qps"),
     ("burst-absurd", edit("burst: 2", "burst: 1000000000"), "defaults.burst: must be at most"),
     ("in-flight-absurd", edit("max_in_flight: 5", f"max_in_flight: {HUGE}"), "max_in_flight"),
     ("attempts-absurd", edit("max_attempts: 3", "max_attempts: 1000000"), "max_attempts"),

@@ -64,6 +64,13 @@ def _traceback_text(event: MutableMapping[str, Any]) -> str | None:
     return "".join(traceback.format_exception(*exc_info)).rstrip()
 
 
+def _json_line(record: MutableMapping[str, Any]) -> str:
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits
+        return orjson.dumps({str(k): str(v) for k, v in record.items()}).decode()
+
+
 class _Tee:
     """A JSON line per event for the log file; the console gets events at its own level."""
 
@@ -86,7 +93,7 @@ class _Tee:
         if self._file is not None:
             record = dict(event, exception=tb) if tb is not None else event
             # Only registered secrets here: the key-shape pattern would eat JSON syntax.
-            self._write_file(redact_secrets(orjson.dumps(record, default=str).decode()))
+            self._write_file(redact_secrets(_json_line(record)))
         if _LEVELS.get(str(event.get("level", "info")), logging.INFO) < self._console_level:
             raise structlog.DropEvent
         text = str(self._pretty(logger, name, dict(event)))
