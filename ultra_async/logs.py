@@ -26,7 +26,14 @@ import structlog
 
 from ._redact import redact, redact_bytes, redact_secrets, register_secret
 
-__all__ = ["configure_logging", "redact", "redact_bytes", "register_secret"]
+__all__ = [
+    "LEVEL_NAMES",
+    "check_level",
+    "configure_logging",
+    "redact",
+    "redact_bytes",
+    "register_secret",
+]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -42,8 +49,8 @@ _open_file: list[TextIO] = []
 def _redact_processor(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    # Field by field first, so the console renderer's own truncation or padding can never
-    # cut a secret in two before the line-level pass sees it.
+    # Field by field first, so the key-shape pattern sees each value whole; the finished
+    # line is redacted again, which covers values inside lists, dicts and tracebacks.
     for key, value in event.items():
         if isinstance(value, str):
             event[key] = redact(value)
@@ -114,7 +121,7 @@ class _Tee:
             reason = getattr(exc, "strerror", None) or str(exc)
             _Console(self._console).msg(
                 f"warning: cannot write the log file {getattr(file, 'name', '?')} ({reason}); "
-                "continuing without it, warnings and errors still appear here"
+                "continuing without it"
             )
 
 
