@@ -48,7 +48,7 @@ CONFIGS: list[tuple[str, str | bytes, str]] = [
     ("latin-1", BASE.replace("lab.invalid", "lab\xe9.invalid").encode("latin-1"), "not UTF-8"),
     ("utf-16", BASE.encode("utf-16"), "not UTF-8"),
     ("nul-bytes", BASE.replace("k0:", "k\x000:"), "NUL"),
-    ("nested-5000", "a: " + "[" * 5000 + "]" * 5000, "nested"),
+    ("nested-5000", "a: " + "[" * 5000 + "]" * 5000, "nest"),
     ("nested-50", "x-deep: " + "[" * 50 + "]" * 50 + "\n" + BASE, "x-deep"),
     ("nested-maps", "x-deep: " + "{a: " * 40 + "1" + "}" * 40 + "\n" + BASE, "x-deep"),
     ("billion-laughs", LAUGHS + BASE, "values"),
@@ -81,6 +81,12 @@ CONFIGS: list[tuple[str, str | bytes, str]] = [
     ),
     ("workers-huge-int", edit("workers: 2,", f"workers: {HUGE},"), f"{MODEL}.workers"),
     ("qps-absurd", edit("workers: 2, qps: 10", "workers: 2, qps: 1000000000"), f"{MODEL}.qps"),
+    (
+        "qps-tiny",
+        edit("workers: 2, qps: 10", "workers: 2, qps: 1.0e-300"),
+        f"{MODEL}.qps: must be at least",
+    ),
+    ("key-qps-tiny", edit("qps: 10, max", "qps: 1.0e-300, max"), "keys.k0.qps"),
     ("burst-absurd", edit("burst: 2", "burst: 1000000000"), "defaults.burst: must be at most"),
     ("in-flight-absurd", edit("max_in_flight: 5", f"max_in_flight: {HUGE}"), "max_in_flight"),
     ("attempts-absurd", edit("max_attempts: 3", "max_attempts: 1000000"), "max_attempts"),
@@ -123,7 +129,7 @@ def assert_refused(
     assert len(lines) == count, lines  # one line per problem
     for line in lines:
         assert line.startswith(f"{label}: "), line
-    assert any(needle in line for line in lines), (needle, lines)
+    assert any(needle in line[len(label) :] for line in lines), (needle, lines)
     assert list(workdir.iterdir()) == [], "something was written"
 
 

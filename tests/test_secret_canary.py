@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from ultra_async.cli.main import main
 from ultra_async.engine.client import MESSAGE_CHARS
 
 #: longer than an error message is kept, and made of characters no output has by chance
@@ -116,7 +117,7 @@ def run_cli(args: list[str], cwd: Path, key: str) -> subprocess.CompletedProcess
 
 @pytest.mark.slow
 def test_no_piece_of_the_key_in_anything_a_failing_run_produced(
-    echo_server: str, tmp_path: Path
+    echo_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "providers.yaml"
     path.write_text(providers(echo_server), encoding="utf-8")
@@ -135,8 +136,9 @@ def test_no_piece_of_the_key_in_anything_a_failing_run_produced(
         ["db", "check", "--out", str(out)],
         ["db", "export", "--out", str(out), "--format", "jsonl"],
     ):
-        proc = run_cli(args, tmp_path, KEY)
-        produced[" ".join(args[:2])] = proc.stdout + proc.stderr
+        main(args)  # in-process: the reports read only the files checked below
+        captured = capsys.readouterr()
+        produced[" ".join(args)] = captured.out + captured.err
     files = sorted(p for p in out.rglob("*") if p.is_file())
     assert {p.name for p in files} >= {"run.log", "results.jsonl", "master_database.json"}
     for file in files:
@@ -150,22 +152,43 @@ def test_no_piece_of_the_key_in_anything_a_failing_run_produced(
     assert "Incorrect API key" in journal and "[redacted]" in journal
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "bad", [KEY + "\n", "\t" + KEY, KEY[:40] + "\x07" + KEY[40:]], ids=["newline", "tab", "bell"]
-)
+BAD_KEYS = [KEY + "\n", "\t" + KEY, KEY[:40] + "\x07" + KEY[40:], KEY[:40] + " " + KEY[40:]]
+
+
+@pytest.mark.parametrize("bad", BAD_KEYS, ids=["newline", "tab", "bell", "space"])
+@pytest.mark.parametrize("command", ["run", "validate"])
 def test_a_key_with_a_control_character_is_refused_before_anything_starts(
-    bad: str, echo_server: str, tmp_path: Path
+    bad: str,
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "providers.yaml"
+    path.write_text(providers("http://127.0.0.1:9/v1"), encoding="utf-8")
+    out = tmp_path / "out"
+    monkeypatch.setenv("CANARY_KEY", bad)
+    args = ["--out", str(out)] if command == "run" else []
+    assert main([command, "--providers", str(path), *args]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("$CANARY_KEY: the key holds"), lines
+    assert not leaks(captured.out + captured.err)
+    assert not out.exists()
+    if command == "validate":
+        assert "MALFORMED" in captured.out
+
+
+@pytest.mark.slow
+def test_a_key_with_a_newline_is_refused_by_the_real_command(
+    echo_server: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "providers.yaml"
     path.write_text(providers(echo_server), encoding="utf-8")
     out = tmp_path / "out"
-    proc = run_cli(["run", "--providers", str(path), "--out", str(out)], tmp_path, bad)
+    proc = run_cli(["run", "--providers", str(path), "--out", str(out)], tmp_path, KEY + "\n")
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("$CANARY_KEY: the key holds"), lines
+    assert proc.stderr.startswith("$CANARY_KEY: the key holds a line break (at its end)")
+    assert len(proc.stderr.splitlines()) == 1
     assert not leaks(proc.stdout + proc.stderr)
     assert not out.exists()
-    valid = run_cli(["validate", "--providers", str(path)], tmp_path, bad)
-    assert valid.returncode == 2 and "MALFORMED" in valid.stdout
-    assert not leaks(valid.stdout + valid.stderr)

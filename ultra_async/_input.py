@@ -18,10 +18,14 @@ from pydantic import ValidationError
 from ._redact import register_secret
 from .errors import ConfigError
 
+#: libyaml when installed: linear in the nesting depth, where the pure-Python parser is not
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: providers.yaml is read whole; a real one is a few kilobytes
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 20
 MAX_VALUES = 100_000
+#: problems of one kind listed before the rest are counted
+_MAX_LINES = 20
 
 
 def url_problem(value: str) -> str | None:
@@ -75,11 +79,12 @@ def key_problem(value: str) -> str | None:
     return (
         f"the key holds {' and '.join(kinds)} ({', '.join(places)}); an API key is printable "
         "ASCII without spaces: set the variable again without them "
-        "(docs/troubleshooting.md, 'API keys')"
+        "(docs/providers.md, API keys)"
     )
 
 
 def key_lines(values: Mapping[str, str]) -> list[str]:
+    """Register every key as a secret; one line `label: problem` per unusable key."""
     lines = []
     for label, value in values.items():
         # registered before anything can print it, also when it is refused below
@@ -101,6 +106,7 @@ def check_keys(values: Mapping[str, str]) -> None:
 
 
 def read_text(file: Path, label: str) -> str:
+    """The file as text: at most MAX_FILE_BYTES of UTF-8 without NUL bytes, or ConfigError."""
     try:
         with open(file, "rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
@@ -127,8 +133,9 @@ def read_text(file: Path, label: str) -> str:
 
 
 def parse_yaml(label: str, text: str) -> Any:
+    """The YAML document, which must be a mapping; ConfigError with one line otherwise."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -159,6 +166,8 @@ def shape_problems(raw: Any) -> list[str]:
         if isinstance(node, float) and not math.isfinite(node):
             got = _YAML_SPELLING.get(node, ".nan")
             problems.append(f"{'.'.join(path)}: must be a finite number (got {got})")
+            if len(problems) > _MAX_LINES:
+                return [*problems[:_MAX_LINES], "... and more numbers that are not finite"]
         elif isinstance(node, dict):
             stack.extend((v, (*path, str(k))) for k, v in reversed(node.items()))
         elif isinstance(node, list):

@@ -34,15 +34,19 @@ _pieces: set[int] = set()
 
 def register_secret(value: str) -> None:
     """Remember a secret: no text `redact` returns contains it, or 8 of its characters in a row."""
+    global _short, _windows, _pieces
     if len(value) < 4:
         return
+    # Copy on write: a thread redacting at the same moment keeps a consistent (older) set.
     with _lock:
         if len(value) < MIN_RUN:
-            _short.add(value)
+            _short = _short | {value}
             return
-        _windows.update(value[i : i + MIN_RUN] for i in range(len(value) - MIN_RUN + 1))
+        _windows = _windows | {value[i : i + MIN_RUN] for i in range(len(value) - MIN_RUN + 1)}
         data = value.encode("utf-8", "surrogatepass")
-        _pieces.update(int.from_bytes(data[i : i + 4], sys.byteorder) for i in range(len(data) - 3))
+        _pieces = _pieces | {
+            int.from_bytes(data[i : i + 4], sys.byteorder) for i in range(len(data) - 3)
+        }
 
 
 def _may_hold(data: bytes) -> bool:

@@ -41,6 +41,8 @@ _SECRET_SHAPE = re.compile(r"^(sk-|sk_|Bearer\s)|^[A-Za-z0-9]{32,}$")
 # stall the event loop or overflow a timer. docs/providers.md lists them.
 MAX_WORKERS = 1000
 MAX_QPS = 10_000.0
+#: one request in about 17 minutes; below this a token bucket's timers stop making sense
+MIN_QPS = 0.001
 MAX_BURST = 1000
 MAX_IN_FLIGHT = 10_000
 MAX_TIMEOUT_S = 86_400.0
@@ -94,7 +96,7 @@ class KeySpec(_Strict):
     """A named API key: where it comes from and the limits shared by everything that uses it."""
 
     env: str
-    qps: float | None = Field(None, gt=0, le=MAX_QPS)
+    qps: float | None = Field(None, ge=MIN_QPS, le=MAX_QPS)
     max_in_flight: int | None = Field(None, ge=1, le=MAX_IN_FLIGHT)
     burst: int | None = Field(None, ge=1, le=MAX_BURST)
 
@@ -136,15 +138,15 @@ class ProviderSpec(_Strict):
         return self
 
 
-def _parse_range(value: Any, *, integer: bool, upper: float) -> Range:
+def _parse_range(value: Any, *, integer: bool, upper: float, lower: float = 0.0) -> Range:
     """Accept `10` or `{start: 50, max: 100, min: 1}`."""
     try:
-        return _range(value, integer=integer, upper=upper)
+        return _range(value, integer=integer, upper=upper, lower=lower)
     except OverflowError:
         raise ValueError(f"must be at most {upper:g}") from None
 
 
-def _range(value: Any, *, integer: bool, upper: float) -> Range:
+def _range(value: Any, *, integer: bool, upper: float, lower: float) -> Range:
     if isinstance(value, bool):
         raise ValueError("must be a number or {start, max}")
     if isinstance(value, int | float):
@@ -178,6 +180,8 @@ def _range(value: Any, *, integer: bool, upper: float) -> Range:
         raise ValueError(f"min ({minimum:g}) must be <= start ({start:g})")
     if integer and any(x != int(x) for x in (start, maximum, minimum)):
         raise ValueError("must be whole numbers")
+    if minimum < lower:
+        raise ValueError(f"must be at least {lower:g}")
     return Range(start=start, min=minimum, max=maximum)
 
 
@@ -206,7 +210,9 @@ class ModelSpec(_Strict):
     @classmethod
     def _qps(cls, value: Any) -> Range:
         return (
-            value if isinstance(value, Range) else _parse_range(value, integer=False, upper=MAX_QPS)
+            value
+            if isinstance(value, Range)
+            else _parse_range(value, integer=False, upper=MAX_QPS, lower=MIN_QPS)
         )
 
     @model_validator(mode="after")

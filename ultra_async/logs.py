@@ -26,7 +26,14 @@ import structlog
 
 from ._redact import redact, redact_bytes, redact_secrets, register_secret
 
-__all__ = ["configure_logging", "redact", "redact_bytes", "register_secret"]
+__all__ = [
+    "LEVEL_NAMES",
+    "check_level",
+    "configure_logging",
+    "redact",
+    "redact_bytes",
+    "register_secret",
+]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -42,8 +49,8 @@ _open_file: list[TextIO] = []
 def _redact_processor(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    # Field by field first, so the console renderer's own truncation or padding can never
-    # cut a secret in two before the line-level pass sees it.
+    # Field by field first, so the key-shape pattern sees each value whole; the finished
+    # line is redacted again, which covers values inside lists, dicts and tracebacks.
     for key, value in event.items():
         if isinstance(value, str):
             event[key] = redact(value)
@@ -62,6 +69,13 @@ def _traceback_text(event: MutableMapping[str, Any]) -> str | None:
     if exc_info[0] is None:
         return None
     return "".join(traceback.format_exception(*exc_info)).rstrip()
+
+
+def _json_line(record: MutableMapping[str, Any]) -> str:
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits
+        return orjson.dumps({str(k): str(v) for k, v in record.items()}).decode()
 
 
 class _Tee:
@@ -86,7 +100,7 @@ class _Tee:
         if self._file is not None:
             record = dict(event, exception=tb) if tb is not None else event
             # Only registered secrets here: the key-shape pattern would eat JSON syntax.
-            self._write_file(redact_secrets(orjson.dumps(record, default=str).decode()))
+            self._write_file(redact_secrets(_json_line(record)))
         if _LEVELS.get(str(event.get("level", "info")), logging.INFO) < self._console_level:
             raise structlog.DropEvent
         text = str(self._pretty(logger, name, dict(event)))
@@ -107,7 +121,7 @@ class _Tee:
             reason = getattr(exc, "strerror", None) or str(exc)
             _Console(self._console).msg(
                 f"warning: cannot write the log file {getattr(file, 'name', '?')} ({reason}); "
-                "continuing without it, warnings and errors still appear here"
+                "continuing without it"
             )
 
 
