@@ -307,6 +307,15 @@ def reference_markdown() -> str:
             os.environ["COLUMNS"] = previous
 
 
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (a test's capture): nothing will flush it
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -322,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `report | head`: the reader has what it wanted. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail again, and end quietly with 1, as rich does.
+        _silence_stdout()
+        return EXIT_FAILED
     except UltraAsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

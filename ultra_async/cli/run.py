@@ -19,7 +19,7 @@ from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ..logs import configure_logging
 from ..planner import MATRIX_OPTIONS, Plan
 from ..report.progress import live_progress
-from ..report.tables import write_report
+from ..report.tables import shorten, table_width, write_report
 from ..runner import RunOptions, RunReport, run_evaluation
 
 
@@ -50,7 +50,7 @@ def shard_table(report: RunReport) -> Table:
             str(row["rate_limited"]),
             str(row["retries"]),
             str(row["infra_errors"]),
-            "dead: " + row["dead"] if row["dead"] else "ok",
+            "dead: " + shorten(row["dead"], 40) if row["dead"] else "ok",
         )
     return table
 
@@ -84,7 +84,8 @@ def run_command(args: argparse.Namespace) -> int:
         providers=Path(args.providers) if args.providers else None,
         buffer_size=args.buffer_size,
     )
-    console = Console() if sys.stdout.isatty() else Console(width=140)
+    # the same width rule as `report`: the terminal's, at most 100 columns into a file or pipe
+    console = Console(width=table_width(sys.stdout), highlight=False)
 
     def progress(engine: Engine, plan: Plan) -> contextlib.AbstractAsyncContextManager[Any]:
         if args.quiet:
@@ -93,6 +94,13 @@ def run_command(args: argparse.Namespace) -> int:
 
     report = asyncio.run(run_evaluation(options, handle_signals=True, progress=progress))
     summary = report.summary
+    if report.planned == 0 and not summary.interrupted:
+        console.print(
+            f"nothing to do: all {report.skipped} tests of this matrix are already in "
+            f"{report.out}/ (`report --out {report.out}` shows them; --fresh starts over)",
+            soft_wrap=True,
+        )
+        return EXIT_OK
     if not args.quiet:
         console.print(shard_table(report))
     if report.database.exists():
@@ -105,8 +113,9 @@ def run_command(args: argparse.Namespace) -> int:
         f"Results in {report.out}/",
         highlight=False,
     )
-    if report.sim_stats is not None and not args.quiet:
-        console.print(f"simulator: {_sim_line(report.sim_stats)}", highlight=False)
+    sim_line = _sim_line(report.sim_stats) if report.sim_stats is not None else None
+    if sim_line and not args.quiet:
+        console.print(f"simulator: {sim_line}")
     if summary.interrupted:
         console.print("interrupted: run the same command again to finish the remaining tests")
         return EXIT_INTERRUPTED
@@ -119,11 +128,14 @@ def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sim_line(stats: dict[str, Any]) -> str:
-    per_key = stats.get("keys", stats)
-    parts = []
-    if isinstance(per_key, dict):
-        for name, counts in sorted(per_key.items()):
-            if isinstance(counts, dict) and "requests" in counts:
-                parts.append(f"{name}={counts['requests']}")
-    return "requests per key: " + ", ".join(parts) if parts else str(stats)[:300]
+def _sim_line(stats: dict[str, Any]) -> str | None:
+    """The simulator's counters in words; None when it served nothing."""
+    total = stats.get("total")
+    if not isinstance(total, dict) or not total.get("requests"):
+        return None
+    line = f"{total['requests']} requests, {total.get('rate_limited', 0)} answered 429"
+    keys = stats.get("keys")
+    if isinstance(keys, dict) and keys:
+        per_key = (f"{name} {c.get('requests', 0)}" for name, c in sorted(keys.items()))
+        line += "; per key: " + ", ".join(per_key)
+    return line

@@ -36,6 +36,8 @@ class ShardState:
     rate_limited: int = 0
     retries: int = 0
     stolen: int = 0
+    #: input + output tokens of the shard's answered requests (for measured tokens/min)
+    tokens: int = 0
     dead: str | None = None
     #: tests in a row that ended with retries exhausted on server or connection errors
     failing_streak: int = 0
@@ -58,6 +60,7 @@ class ShardState:
             "rate_limited": self.rate_limited,
             "retries": self.retries,
             "stolen": self.stolen,
+            "tokens": self.tokens,
             "dead": self.dead,
         }
 

@@ -85,6 +85,9 @@ async def live_progress(
     stream: TextIO | None = None,
 ) -> AsyncIterator[None]:
     """Show progress while the body runs: rich Live on a terminal, a plain line otherwise."""
+    if plan.total == 0:
+        yield  # nothing to run, nothing to show
+        return
     console = console or Console(file=stream)
     started = time.monotonic()
     stop = asyncio.Event()

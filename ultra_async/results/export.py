@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -122,16 +122,40 @@ class DatabaseDocument:
         out.append(b"{}" if separator == b"{" else b"}")
 
 
-def iter_leaves(db: Mapping[str, Any]) -> Iterator[tuple[NodePath, dict[str, Any]]]:
-    """Every leaf of a database document with its path, in key order."""
+#: the dimensions below `model` of a database that does not name its own (the workflow suite)
+WORKFLOW_DIMENSIONS: tuple[str, ...] = DIMENSIONS[1:]
+
+
+def path_dimensions(db: Mapping[str, Any]) -> tuple[str, ...]:
+    """The dimensions of a leaf's path, model first: the root's `dimensions`, or the workflow's."""
+    named = db.get("dimensions")
+    if named is None:
+        return DIMENSIONS
+    if not (isinstance(named, list) and all(isinstance(d, str) and d for d in named)):
+        raise DatabaseError("the database's `dimensions` is not a list of names")
+    return ("model", *named)
+
+
+def iter_leaves(
+    db: Mapping[str, Any], dimensions: Sequence[str] | None = None
+) -> Iterator[tuple[NodePath, dict[str, Any]]]:
+    """Every leaf of a database document with its path, in key order.
+
+    The path is `models/<model>/by_<dim>/<value>/...` over `dimensions` (model first; default:
+    the database's own, see `path_dimensions`).
+    """
+    dims = tuple(dimensions) if dimensions is not None else path_dimensions(db)
+    level_keys = ("models", *(f"by_{d}" for d in dims[1:]))
+    depth = len(dims)
 
     def walk(node: Mapping[str, Any], path: NodePath) -> Iterator[tuple[NodePath, dict[str, Any]]]:
-        if len(path) == LEAF_DEPTH:
+        if len(path) == depth:
             yield path, dict(node)
             return
-        children = node.get(LEVEL_KEYS[len(path)])
+        key = level_keys[len(path)]
+        children = node.get(key)
         if not isinstance(children, Mapping):
-            raise DatabaseError(f"node {'/'.join(path) or 'root'} has no {LEVEL_KEYS[len(path)]}")
+            raise DatabaseError(f"node {'/'.join(path) or 'root'} has no {key}")
         for name in sorted(children):
             yield from walk(children[name], (*path, name))
 
@@ -139,19 +163,38 @@ def iter_leaves(db: Mapping[str, Any]) -> Iterator[tuple[NodePath, dict[str, Any
 
 
 def leaf_rows(db: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """One flat row per leaf: the five dimensions, then every statistics field."""
-    for path, leaf in iter_leaves(db):
-        row: dict[str, Any] = dict(zip(DIMENSIONS, path, strict=True))
-        row.update((name, leaf.get(name)) for name in NODE_FIELDS)
+    """One flat row per leaf: the path's dimensions, then every statistics field.
+
+    A workflow database gives NODE_FIELDS in order; another suite's leaves give their own fields.
+    """
+    dims = path_dimensions(db)
+    workflow = dims == DIMENSIONS
+    for path, leaf in iter_leaves(db, dims):
+        row: dict[str, Any] = dict(zip(dims, path, strict=True))
+        if workflow:
+            row.update((name, leaf.get(name)) for name in NODE_FIELDS)
+        else:
+            row.update((k, v) for k, v in leaf.items() if k not in row)
         yield row
 
 
 EXPORT_COLUMNS: tuple[str, ...] = (*DIMENSIONS, *NODE_FIELDS)
 
 
+def export_columns(db: Mapping[str, Any]) -> list[str]:
+    """The columns of `leaf_rows(db)`: EXPORT_COLUMNS for the workflow suite."""
+    dims = path_dimensions(db)
+    if dims == DIMENSIONS:
+        return list(EXPORT_COLUMNS)
+    columns = list(dims)
+    for _, leaf in iter_leaves(db, dims):
+        columns += [k for k in leaf if k not in columns]
+    return columns
+
+
 def write_csv(db: Mapping[str, Any], stream: IO[str]) -> int:
     """Write one CSV row per leaf (with a header); returns the number of rows."""
-    writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(stream, fieldnames=export_columns(db), lineterminator="\n")
     writer.writeheader()
     rows = 0
     for row in leaf_rows(db):
@@ -185,4 +228,4 @@ def to_dataframe(db: Mapping[str, Any] | Path | str) -> Any:
 
         path = Path(db)
         db = read_database(path / DATABASE_FILE if path.is_dir() else path)
-    return pandas.DataFrame(list(leaf_rows(db)), columns=list(EXPORT_COLUMNS))
+    return pandas.DataFrame(list(leaf_rows(db)), columns=export_columns(db))
