@@ -18,8 +18,12 @@ from pydantic import SecretStr
 
 from .config import Config, load_config
 from .engine.engine import Engine, RunSummary
+from .engine.recording import open_recording
+from .errors import ConfigError
 from .planner import Plan, make_plan, matrix_from, model_names
 from .results.aggregator import Aggregator
+from .results.cache import CACHE_MODES
+from .results.transcripts import TRANSCRIPT_MODES, set_aside_transcripts
 from .types import Evaluate, TestResult
 
 log = structlog.get_logger("ultra_async.runner")
@@ -43,6 +47,12 @@ class RunOptions:
     buffer_size: int = 3
     #: simulator knobs (only with simulate=True)
     sim_latency_ms: float | None = None
+    #: conversations kept: all, failures (not a completed full success) or none
+    transcripts: str = "all"
+    #: response cache: off, use, refresh (send and store anew) or only (never send)
+    cache: str = "use"
+    #: a cache shared across results directories (default: one in `out`)
+    cache_dir: Path | None = None
 
 
 @dataclass(slots=True)
@@ -110,6 +120,18 @@ def _install_stop_signals(engine: Engine) -> Callable[[], None]:
     return uninstall
 
 
+def _check_recording_options(options: RunOptions) -> None:
+    if options.transcripts not in TRANSCRIPT_MODES:
+        raise ConfigError(
+            f"transcripts must be one of {', '.join(TRANSCRIPT_MODES)} "
+            f"(got {options.transcripts!r})"
+        )
+    if options.cache not in CACHE_MODES:
+        raise ConfigError(f"cache must be one of {', '.join(CACHE_MODES)} (got {options.cache!r})")
+    if options.cache_dir is not None:
+        options.cache_dir = Path(options.cache_dir)
+
+
 async def run_evaluation(
     options: RunOptions,
     *,
@@ -122,8 +144,12 @@ async def run_evaluation(
     """Plan, run and record one evaluation; resumes from the journal in `options.out`."""
     config = config or load_config(options.providers)
     matrix = matrix_from(config, options)
+    _check_recording_options(options)
     keys: dict[str, SecretStr] | None = None
-    if not options.simulate:
+    if options.cache == "only":
+        # answered from the cache alone: no key is needed, none is sent
+        keys = {name: SecretStr("cache-only-no-key") for name in config.data.keys}
+    elif not options.simulate:
         # fail before creating anything or sending a single request
         keys = config.resolve_keys(matrix.models)
     if evaluate is None:
@@ -134,9 +160,24 @@ async def run_evaluation(
     if options.fresh:
         from .results.storage import fresh_start
 
-        fresh_start(out)
+        backup = fresh_start(out)
+        set_aside_transcripts(out, backup)
     names = model_names(config)
-    async with Aggregator(out, names=names, buffer_size=options.buffer_size) as aggregator:
+    recording_ = open_recording(
+        out,
+        transcripts=options.transcripts,  # type: ignore[arg-type]
+        cache=options.cache,  # type: ignore[arg-type]
+        cache_dir=options.cache_dir,
+    )
+    async with (
+        recording_ as (recording, writer),
+        Aggregator(
+            out,
+            names=names,
+            buffer_size=options.buffer_size,
+            on_batch=writer.write if writer is not None else None,
+        ) as aggregator,
+    ):
         plan = make_plan(config, matrix, aggregator.done_ids)
         log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
 
@@ -148,7 +189,12 @@ async def run_evaluation(
                     await maybe
 
         async with _simulator(config, options) as (sim_keys, base_urls, sim):
-            async with Engine(config, keys=sim_keys or keys, base_urls=base_urls) as engine:
+            async with Engine(
+                config,
+                keys=keys if options.cache == "only" else sim_keys or keys,
+                base_urls=base_urls,
+                recording=recording,
+            ) as engine:
                 uninstall = _install_stop_signals(engine) if handle_signals else (lambda: None)
                 try:
                     display = progress(engine, plan) if progress else contextlib.nullcontext()

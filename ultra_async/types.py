@@ -166,6 +166,8 @@ class TestResult:
     execution_time_s: float = 0.0
     requests: int = 0
     retries: int = 0
+    #: requests answered from the response cache (not sent, not counted in `requests`)
+    cached: int = 0
     infra_reason: str | None = None
     finished_at: float = 0.0
     success_level: str = "failure"

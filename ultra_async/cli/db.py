@@ -96,6 +96,21 @@ def _print(action: str, out: Path, report: db.Report, stream: TextIO) -> None:
         print(f"{records} journal records, {total} tests", file=stream)
     elif action == "check":
         print(f"exit code {report.code}: {_CODES[report.code]}", file=stream)
+    if action == "check":
+        _print_cache(out, stream)
+
+
+def _print_cache(out: Path, stream: TextIO) -> None:
+    """The `cache` section of `db check`: size, entries and hit rate."""
+    from ..results.cache_admin import NO_CACHE, cache_report
+
+    try:
+        cache = cache_report(out)
+    except (UltraAsyncError, OSError) as exc:
+        print(f"cache: unreadable: {exc}", file=stream)
+        return
+    for line in cache.lines() if cache is not None else [NO_CACHE]:
+        print(line, file=stream)
 
 
 _CODES = {

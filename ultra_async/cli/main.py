@@ -218,6 +218,7 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         help="start a new database; the old database and journal are moved to a backup folder",
     )
     parser.add_argument("--buffer-size", type=int, default=3, help="results per database write")
+    add_recording_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no live progress display")
     parser.add_argument(
         "--log-level", default=None, help="debug, info, warning, error (default: info)"
@@ -229,6 +230,47 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         return run_command(args)
 
     return handler
+
+
+def add_recording_options(parser: argparse.ArgumentParser) -> None:
+    """`--transcripts`, `--cache`, `--cache-dir` (docs/transcripts-and-cache.md)."""
+    parser.add_argument(
+        "--transcripts",
+        choices=("all", "failures", "none"),
+        default="all",
+        help="conversations kept beside the journal: all, failures (tests not a completed "
+        "full success) or none (default: all)",
+    )
+    parser.add_argument(
+        "--cache",
+        choices=("off", "use", "refresh", "only"),
+        default="use",
+        help="response cache: use (answer repeated requests from it), refresh (send and store "
+        "anew), only (never send; a miss is an infra error), off (default: use)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="a response cache shared across results directories (default: one in --out)",
+    )
+
+
+@command("show", "print one test's transcript: messages, replies, tokens, failed attempts")
+def _show(parser: argparse.ArgumentParser) -> Handler:
+    from .cache import add_show_arguments, run_show
+
+    add_show_arguments(parser)
+    return run_show
+
+
+@command("cache", "response cache: stats, or prune entries no journal refers to")
+def _cache(parser: argparse.ArgumentParser) -> Handler:
+    from .cache import add_cache_arguments, run_cache
+
+    add_cache_arguments(parser)
+    return run_cache
 
 
 @command("report", "success, scores and errors by model × prompt type, difficulty, rate or task")

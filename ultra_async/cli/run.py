@@ -83,6 +83,9 @@ def run_command(args: argparse.Namespace) -> int:
         fresh=args.fresh,
         providers=Path(args.providers) if args.providers else None,
         buffer_size=args.buffer_size,
+        transcripts=args.transcripts,
+        cache=args.cache,
+        cache_dir=args.cache_dir,
     )
     # the same width rule as `report`: the terminal's, at most 100 columns into a file or pipe
     console = Console(width=table_width(sys.stdout), highlight=False)
@@ -109,7 +112,8 @@ def run_command(args: argparse.Namespace) -> int:
     console.print(
         f"{summary.completed} tests completed, {summary.infra_errors} infra errors, "
         f"{report.skipped} already done before this run, {summary.wall_s:.1f}s; "
-        f"{summary.requests} requests, {summary.rate_limited} 429s, {summary.retries} retries. "
+        f"{summary.requests} requests, {summary.cached} cached, {summary.rate_limited} 429s, "
+        f"{summary.retries} retries. "
         f"Results in {report.out}/",
         highlight=False,
     )

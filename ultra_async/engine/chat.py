@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -12,13 +12,16 @@ from ..errors import RequestError
 from ..types import ChatResponse, Message, WorkItem
 from .shards import ShardState
 
+if TYPE_CHECKING:
+    from .recording import Recorder
+
 log = structlog.get_logger("ultra_async.engine.engine")
 
 
 class BoundChat:
     """The chat function handed to `evaluate`: one shard's route, limits and retry loop."""
 
-    __slots__ = ("_deadline", "_item", "_state", "requests", "retries")
+    __slots__ = ("_deadline", "_item", "_state", "recorder", "requests", "retries")
 
     def __init__(self, state: ShardState, item: WorkItem, deadline: float) -> None:
         self._state = state
@@ -26,6 +29,8 @@ class BoundChat:
         self._deadline = deadline
         self.requests = 0
         self.retries = 0
+        #: told of every failed attempt, for the transcript (engine/recording.py)
+        self.recorder: Recorder | None = None
 
     async def __call__(self, messages: Sequence[Message], **params: Any) -> ChatResponse:
         try:
@@ -62,6 +67,8 @@ class BoundChat:
                 **params,
             )
         except RequestError as error:
+            if self.recorder is not None:
+                self.recorder.failed(error)
             if error.kind == "rate_limit":
                 state.rate_limited += 1
                 limits.record_rate_limited(error.retry_after_s, sent_at)

@@ -26,6 +26,7 @@ from ..types import Evaluate, TestResult, WorkItem
 from .chat import BoundChat
 from .client import ChatClient, client_timeout
 from .limits import KeyLimits, ShardLimits
+from .recording import Recorder, Recording
 from .retry import Retrier
 from .shards import ModelPool, ShardState
 from .watchdog import Watchdog
@@ -49,6 +50,8 @@ class RunSummary:
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
+    #: requests answered from the response cache (no network, no rate-limit token)
+    cached: int = 0
     wall_s: float = 0.0
     interrupted: bool = False
     dead_shards: dict[str, str] = field(default_factory=dict)
@@ -75,6 +78,7 @@ class Engine:
         keys: Mapping[str, SecretStr] | None = None,
         base_urls: Mapping[str, str] | None = None,
         grace_s: float | None = None,
+        recording: Recording | None = None,
     ) -> None:
         self.config = config
         self._given_keys = dict(keys) if keys is not None else None
@@ -88,6 +92,8 @@ class Engine:
         self._stop = asyncio.Event()
         self._running = False
         self._watchdog = Watchdog()
+        #: transcripts and the response cache (engine/recording.py); None records nothing
+        self._recording = recording
 
     async def __aenter__(self) -> Engine:
         total_workers = sum(
@@ -248,6 +254,7 @@ class Engine:
             summary.requests += state.requests
             summary.rate_limited += state.rate_limited
             summary.retries += state.retries
+            summary.cached += state.cached
             if state.dead:
                 summary.dead_shards[f"{state.shard.model}/{state.shard.name}"] = state.dead
         summary.shards = self.snapshot()
@@ -333,11 +340,14 @@ class Engine:
         deadline_s = state.retrier.policy.test_deadline_s
         started = time.monotonic()
         chat = BoundChat(state, item, started + deadline_s)
+        recorder = chat.recorder = (
+            self._recording.recorder(chat, state) if self._recording is not None else None
+        )
         task = asyncio.current_task()
         assert task is not None
         self._watchdog.watch(task, started + deadline_s)
         try:
-            outcome = await evaluate(item, chat)
+            outcome = await evaluate(item, recorder or chat)
         except asyncio.CancelledError:
             if not self._watchdog.expired(task):
                 raise  # a real cancellation (shutdown), not our deadline
@@ -367,21 +377,28 @@ class Engine:
         else:
             state.done += 1
             state.failing_streak = 0
-            return TestResult.from_outcome(item, shard.name, outcome, **_timing(chat, started))
+            result = TestResult.from_outcome(
+                item, shard.name, outcome, **_timing(chat, recorder, started)
+            )
+            return recorder.finish(result) if recorder is not None else result
         finally:
             self._watchdog.forget(task)
         state.infra_errors += 1
         log.info(
             "test_infra_error", model=shard.model, shard=shard.name, item=item.id, reason=reason
         )
-        return TestResult.infra_error(item, shard.name, reason, **_timing(chat, started))
+        result = TestResult.infra_error(
+            item, shard.name, reason, **_timing(chat, recorder, started)
+        )
+        return recorder.finish(result) if recorder is not None else result
 
 
-def _timing(chat: BoundChat, started: float) -> dict[str, Any]:
+def _timing(chat: BoundChat, recorder: Recorder | None, started: float) -> dict[str, Any]:
     return {
         "execution_time_s": round(time.monotonic() - started, 6),
         "requests": chat.requests,
         "retries": chat.retries,
+        "cached": recorder.cached if recorder is not None else 0,
         "finished_at": round(time.time(), 3),
     }
 

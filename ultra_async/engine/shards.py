@@ -35,6 +35,8 @@ class ShardState:
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
+    #: requests answered from the response cache
+    cached: int = 0
     stolen: int = 0
     #: input + output tokens of the shard's answered requests (for measured tokens/min)
     tokens: int = 0
@@ -59,6 +61,7 @@ class ShardState:
             "requests": self.requests,
             "rate_limited": self.rate_limited,
             "retries": self.retries,
+            "cached": self.cached,
             "stolen": self.stolen,
             "tokens": self.tokens,
             "dead": self.dead,

@@ -271,6 +271,19 @@ def _usage(message: str) -> int:
     return EXIT_USAGE
 
 
+def _print_cache_line(out: Path) -> None:
+    """The response cache in one line under the table (docs/transcripts-and-cache.md)."""
+    from ..errors import UltraAsyncError
+    from ..results.cache_admin import cache_report
+
+    try:
+        cache = cache_report(out)
+    except (UltraAsyncError, OSError):
+        return
+    if cache is not None:
+        print(cache.line())
+
+
 def run_report(args: argparse.Namespace) -> int:
     """Run the `report` command in `args`; returns the exit code."""
     out = find_results(
@@ -314,6 +327,8 @@ def run_report(args: argparse.Namespace) -> int:
             title=f"{path} by {by}",
             columns=args.columns,
         )
+        if args.format == "table":
+            _print_cache_line(out)
     except DatabaseError as exc:
         print(f"error: {exc}; run `python -m ultra_async db check --out {out}`", file=sys.stderr)
         return EXIT_UNREADABLE

@@ -58,6 +58,7 @@ class Aggregator:
         flush_interval_s: float = 2.0,
         fsync: FsyncPolicy = "batch",
         queue_size: int = 1024,
+        on_batch: Callable[[list[TestResult]], None] | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1 (got {buffer_size})")
@@ -69,6 +70,8 @@ class Aggregator:
         self.fsync: FsyncPolicy = fsync
         self._queue_size = queue_size
         self._names = names
+        #: called in the writer thread with each journaled batch (transcripts, cache entries)
+        self._on_batch = on_batch
         self._tree = StatsTree(names)
         self._counts = dict.fromkeys(
             (
@@ -238,7 +241,7 @@ class Aggregator:
             log.error("aggregator_failed", error=str(exc))
 
     async def _absorb(self, chunk: list[TestResult]) -> None:
-        tree, accepted, lines = self._tree, [], []
+        tree, accepted, lines, originals = self._tree, [], [], []
         completed_here: set[str] = set()
         for result in chunk:
             self._counts["received"] += 1
@@ -256,12 +259,13 @@ class Aggregator:
                 completed_here.add(result.item_id)
             normal = tree.normalize(result)
             accepted.append(normal)
+            originals.append(result)
             lines.append(_journal_line(normal, result.model))
         if not accepted:
             return
         # The journal first: the database never counts a result the journal does not hold.
         # The append runs in a thread because a busy disk can block even a small write.
-        await self._in_thread(self._append, b"".join(lines))
+        await self._in_thread(self._append, b"".join(lines), originals)
         self._counts["journaled"] += len(accepted)
         for result in accepted:
             if tree.add_result(result) == "infra_error":
@@ -273,11 +277,13 @@ class Aggregator:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.flush_interval_s, self._request_write)
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, data: bytes, results: list[TestResult]) -> None:
         assert self._journal is not None
         self._journal.append(data)
         if self.fsync == "always":
             self._journal.sync()
+        if self._on_batch is not None:
+            self._on_batch(results)
 
     def _request_write(self) -> None:
         if self._timer is not None:
