@@ -273,12 +273,20 @@ def _cache(parser: argparse.ArgumentParser) -> Handler:
     return run_cache
 
 
-@command("report", "success, scores and errors by model × prompt type, difficulty, rate or task")
+@command("report", "success, scores and errors by model × any dimension; --html writes the viewer")
 def _report(parser: argparse.ArgumentParser) -> Handler:
     from ..report.tables import add_report_arguments, run_report
 
     add_report_arguments(parser)
     return run_report
+
+
+@command("view", "serve the results viewer (heatmap, tests, transcripts, progress) on 127.0.0.1")
+def _view(parser: argparse.ArgumentParser) -> Handler:
+    from ..report.view import add_view_arguments, run_view
+
+    add_view_arguments(parser)
+    return run_view
 
 
 @command("db", "check, rebuild, repair, migrate or export the results database")
