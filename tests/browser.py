@@ -141,7 +141,10 @@ class Browser:
         return result.get("result", {}).get("value")
 
     async def wait_for(self, expression: str, timeout_s: float = 15.0) -> Any:
-        """Poll until `expression` is truthy (every 50 ms, at most `timeout_s`)."""
+        """Poll until `expression` is truthy (every 50 ms, at most `timeout_s`); its value.
+
+        Values cross as JSON: test for an element with `!!document.querySelector(...)`.
+        """
         for _ in range(int(timeout_s / 0.05)):
             value = await self.evaluate(expression)
             if value:

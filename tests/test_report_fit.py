@@ -272,3 +272,10 @@ def test_report_finds_the_demo_results(
     assert run_report(args("--out", str(tmp_path))) == 3
     err = capsys.readouterr().err
     assert f"pass --out {tmp_path / 'demo'}" in err
+
+
+def test_columns_by_header_mean_what_the_table_prints() -> None:
+    text = render_report(document(hand_made()), columns="success,full_success")
+    row = next(line for line in text.splitlines() if " baseline " in line)
+    cells = row.split()
+    assert cells[-2].endswith("%") and cells[-1].isdigit()  # the rate, then the counter

@@ -100,9 +100,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from ..report.estimate import duration, estimate
+
+    expected = estimate(plan, config, args.requests_per_test)
     table = Table(title=f"{plan.total} tests in {len(rows)} shards", title_justify="left")
-    for col in ("model", "shard", "provider", "route", "key variable", "workers", "qps", "items"):
-        right = col in ("workers", "qps", "items")
+    for col in (
+        "model", "shard", "provider", "route", "key variable", "workers", "qps", "items", "≥ time"
+    ):  # fmt: skip
+        right = col in ("workers", "qps", "items", "≥ time")
         table.add_column(col, justify="right" if right else "left", no_wrap=True)
     for row in rows:
         route = row.get("deployment") or f"key {row['key_index']}"
@@ -115,8 +120,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
             str(row["workers"]),
             str(row["qps"]),
             str(row["items"]),
+            duration(expected.shard_seconds[f"{row['model']}/{row['shard']}"]),
         )
-    Console(width=max(160, _terminal_width())).print(table)
+    console = Console(width=max(160, _terminal_width()))
+    console.print(table)
+    if plan.total:
+        console.print(
+            f"expected duration: at least {duration(expected.seconds)} at the configured request "
+            f"limits ({expected.requests:.0f} requests at ~{args.requests_per_test:g} per test; "
+            f"limited by {expected.bound_by}); latency and retries add to it",
+            highlight=False,
+        )
     return EXIT_OK
 
 
@@ -177,6 +191,14 @@ def _plan(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
     add_matrix_options(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "--requests-per-test",
+        type=float,
+        default=4.0,
+        metavar="N",
+        help="average requests per test for the expected duration (default: 4, what the "
+        "workflow suite sends)",
+    )
     return cmd_plan
 
 

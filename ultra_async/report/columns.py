@@ -114,7 +114,8 @@ def choose_columns(
     by_header = {c.header: c for c in available.values()}
     chosen = []
     for name in (part.strip() for part in spec.split(",") if part.strip()):
-        column = available.get(name) or by_header.get(name)
+        # the printed headers first: `success` is the rate, as in the table
+        column = by_header.get(name) or available.get(name)
         if column is None:
             raise ValueError(f"unknown column {name!r}; choose from all, {', '.join(available)}")
         chosen.append(column)

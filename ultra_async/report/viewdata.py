@@ -200,7 +200,7 @@ def payload(out: Path, index: JournalIndex | None = None) -> dict[str, Any]:
     """Everything the page shows except the tests of a cell and transcripts."""
     path = out / DATABASE_FILE
     db = read_database(path) if path.exists() else None
-    data: dict[str, Any] = {"title": str(out), "generated_at": time.time()}
+    data: dict[str, Any] = {"title": _title(out), "generated_at": time.time()}
     if db is None:
         data.update(suite=None, dimensions=[], metrics=[], tables={}, models=[], summary={})
     else:
@@ -218,6 +218,14 @@ def payload(out: Path, index: JournalIndex | None = None) -> dict[str, Any]:
         data["progress"] = progress(index)
         data["tests"] = len(index.tests)
     return data
+
+
+def _title(out: Path) -> str:
+    """The results directory as the user named it: relative to the working directory if inside."""
+    try:
+        return str(out.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(out)
 
 
 def index_for(out: Path) -> JournalIndex:
