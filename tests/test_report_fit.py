@@ -247,7 +247,7 @@ def test_report_into_a_closed_pipe_is_silent(tmp_path: Path, fmt: str) -> None:
     # far more output than a pipe buffers (64 KiB), so the writer meets the closed pipe
     (tmp_path / DATABASE_FILE).write_bytes(orjson.dumps(wide_document(models=80)))
     command = [sys.executable, "-m", "ultra_async", "report", "--out", str(tmp_path)]
-    command += ["--columns", "all", "--format", fmt]
+    command += ["--format", fmt]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
     ) as process:
