@@ -247,3 +247,16 @@ async def test_a_generic_suite_in_chromium(tmp_path: Path) -> None:
         assert await browser.evaluate("document.getElementById('metric').value") == "avg_accuracy"
         errors = await browser.evaluate("document.getElementById('errors').innerText")
         assert "evaluate" in errors and "beta-large" in errors
+
+
+async def test_a_run_that_has_only_begun_then_writes_its_database(tmp_path: Path) -> None:
+    (tmp_path / JOURNAL_FILE).write_bytes(record("a", labels={"language": "fr", "level": 1}))
+    async with serving(tmp_path, 0) as url, aiohttp.ClientSession() as http:
+        async with http.get(url + "api/data") as response:
+            data = await response.json()
+        assert data["dimensions"] == [] and data["progress"]["active"] and data["tests"] == 1
+        # the database appears: its dimensions label the tests from now on
+        (tmp_path / DATABASE_FILE).write_bytes(orjson.dumps(generic_database()))
+        query = {"model": "m", "dimension": "language", "value": "fr"}
+        async with http.get(url + "api/tests", params=query) as response:
+            assert [t["item_id"] for t in (await response.json())["tests"]] == ["a"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +26,14 @@ from ..runner import RunOptions, RunReport, run_evaluation
 
 def shard_table(report: RunReport) -> Table:
     """What each shard did in this run: the topology made visible."""
-    table = Table(title="shards in this run", title_justify="left")
+    table = Table(
+        title="shards in this run",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_edge=False,
+    )
     for col in (
         "model",
         "shard",
@@ -40,18 +48,20 @@ def shard_table(report: RunReport) -> Table:
         table.add_column(
             col, justify="left" if col in ("model", "shard", "state") else "right", no_wrap=True
         )
+    previous = None
     for row in report.summary.shards:
         table.add_row(
-            row["model"],
-            row["shard"],
+            "" if row["model"] == previous else shorten(row["model"], 24),
+            shorten(row["shard"], 24),
             str(row["done"]),
             str(row["stolen"]),
             str(row["requests"]),
             str(row["rate_limited"]),
             str(row["retries"]),
             str(row["infra_errors"]),
-            "dead: " + shorten(row["dead"], 40) if row["dead"] else "ok",
+            "dead: " + shorten(row["dead"], 30) if row["dead"] else "ok",
         )
+        previous = row["model"]
     return table
 
 

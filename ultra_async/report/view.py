@@ -29,6 +29,7 @@ from aiohttp import web
 from ..config import Settings
 from ..errors import DatabaseError
 from ..exitcodes import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
+from ..results.storage import DATABASE_FILE, JOURNAL_FILE
 from .viewdata import JournalIndex, cell_tests, index_for, payload
 
 HOST = "127.0.0.1"
@@ -64,13 +65,16 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def make_app(out: Path) -> web.Application:
     """The viewer's routes for the results in `out` (read on every request: a run may write)."""
-    state: dict[str, JournalIndex] = {}
+    state: dict[bool, JournalIndex] = {}
 
     def index() -> JournalIndex:
-        # Re-created when the database appears, so tests get the database's dimensions.
-        current = state.get("index")
-        if current is None or (current.mtime is None and (out / "master_database.json").exists()):
-            current = state["index"] = index_for(out)
+        # Made afresh once the database appears (a run that just started), so the tests are
+        # labelled with the database's dimensions.
+        has_db = (out / DATABASE_FILE).exists()
+        current = state.get(has_db)
+        if current is None:
+            state.clear()
+            current = state[has_db] = index_for(out)
         return current
 
     async def page(request: web.Request) -> web.Response:
@@ -216,7 +220,7 @@ def run_view(args: argparse.Namespace) -> int:
 
     explicit = args.out is not None
     out = find_results(Path(args.out) if explicit else Settings().out, explicit)
-    if not ((out / "master_database.json").exists() or (out / "results.jsonl").exists()):
+    if not ((out / DATABASE_FILE).exists() or (out / JOURNAL_FILE).exists()):
         print(
             f"error: no results in {out}; run an evaluation first "
             f"(`python -m ultra_async run --out {out} ...`) or pass --out DIR",
