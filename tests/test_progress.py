@@ -218,3 +218,15 @@ def test_a_notebook_gets_one_output_updated_in_place(monkeypatch: pytest.MonkeyP
     for _ in range(3):
         show(progress_table([shard("m", "k", done=1, queued=2)], {}))
     assert calls == ["display", "update", "update"]
+
+
+def test_an_eta_under_a_second_is_not_zero() -> None:
+    almost = [shard("m", "k", done=9, queued=1)]
+    (model, _), = progress_lines(almost, {("m", "k"): [8.0, 0.0, 0.0]})[1]  # fmt: skip
+    assert model.eta_s == pytest.approx(1 / 8)
+    row = next(
+        line
+        for line in render(progress_table(almost, {("m", "k"): [8.0, 0.0, 0.0]}))
+        if line.startswith("m ")
+    )
+    assert row.split()[-1] == "0:01"

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import importlib
 import io
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -153,7 +154,7 @@ def _eta(seconds: float | None) -> str:
         return "–"
     if seconds <= 0:
         return "done"
-    seconds = int(seconds + 0.5)
+    seconds = math.ceil(seconds)  # 0.2 s left is 0:01, not 0:00
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
