@@ -279,3 +279,8 @@ def test_columns_by_header_mean_what_the_table_prints() -> None:
     row = next(line for line in text.splitlines() if " baseline " in line)
     cells = row.split()
     assert cells[-2].endswith("%") and cells[-1].isdigit()  # the rate, then the counter
+
+
+def test_rows_default_to_the_first_dimension() -> None:
+    assert "language" in report_rows(generic_database())[0]
+    assert "prompt_type" in report_rows(document(hand_made()))[0]

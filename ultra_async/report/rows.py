@@ -176,12 +176,16 @@ def sort_key(dimension: str, value: str) -> tuple[int, float, str]:
 
 
 def report_rows(
-    db: Mapping[str, Any], by: str = "prompt_type", min_tests: int = DEFAULT_MIN_TESTS
+    db: Mapping[str, Any], by: str | None = None, min_tests: int = DEFAULT_MIN_TESTS
 ) -> list[dict[str, Any]]:
     """One row per (model, value of `by`): model, `by`, the aggregated fields (without raw
     `sum_` fields), `success_rate_low`/`_high` (95 % Wilson interval, None without tests), then
-    `few_tests` (fewer than `min_tests` completed tests)."""
+    `few_tests` (fewer than `min_tests` completed tests).
+
+    `by` defaults to the database's first dimension (`prompt_type` for the workflow suite).
+    """
     dims = dimensions_of(db)
+    by = by or dims[0]
     if by not in dims:
         raise ValueError(f"by must be one of {', '.join(dims)}, not {by!r}")
     groups = group_leaves(db, ("model", by))
