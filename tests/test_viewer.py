@@ -260,3 +260,25 @@ async def test_a_run_that_has_only_begun_then_writes_its_database(tmp_path: Path
         query = {"model": "m", "dimension": "language", "value": "fr"}
         async with http.get(url + "api/tests", params=query) as response:
             assert [t["item_id"] for t in (await response.json())["tests"]] == ["a"]
+
+
+def test_report_html_writes_one_self_contained_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from ultra_async.report.tables import add_report_arguments, run_report
+
+    (tmp_path / DATABASE_FILE).write_bytes(orjson.dumps(generic_database()))
+    page = tmp_path / "r.html"
+    parser = argparse.ArgumentParser()
+    add_report_arguments(parser)
+    argv = ["--out", str(tmp_path), "--html", str(page), "--metric", "avg_accuracy"]
+    assert run_report(parser.parse_args(argv)) == 0
+    html = page.read_text()
+    assert "window.UA_EMBED = {" in html and '"metric":"avg_accuracy"' in html
+    assert '<script src="viewer.js">' not in html and all(m in html for m in GENERIC_MODELS)
+    assert "viewer written to" in capsys.readouterr().err
+    argv = ["--out", str(tmp_path), "--html", str(tmp_path / "no" / "such" / "r.html")]
+    assert run_report(parser.parse_args(argv)) == 1
+    assert "could not write" in capsys.readouterr().err
