@@ -89,6 +89,30 @@ def test_journal_index_reads_appended_lines_and_waits_for_a_torn_one(tmp_path: P
     assert set(index.tests) == {"c"}
 
 
+def test_which_record_of_an_item_is_shown(tmp_path: Path) -> None:
+    path = tmp_path / JOURNAL_FILE
+    lines = [
+        record("e", "request_error", reason="HTTP 400: context length exceeded"),
+        record("e", "infra_error", reason="late"),  # an infra error never replaces a final one
+        record("r", "evaluate_error", reason="evaluate raised KeyError: 'x'"),
+        record("r", case_digest="d1"),  # a rerun of errors replaces the error
+        record("c", case_digest="d1"),
+        record("c", "evaluate_error", case_digest="d1", reason="same case"),  # ignored
+        record("d", case_digest="d1"),
+        record("d", "evaluate_error", case_digest="d2", reason="changed case"),  # replaces
+    ]
+    path.write_bytes(b"".join(lines))
+    index = JournalIndex(path, ("prompt_type",))
+    index.refresh()
+    shown = {k: (t["outcome"], t["kind"], t["reason"]) for k, t in index.tests.items()}
+    assert shown == {
+        "e": ("request_error", "request", "HTTP 400: context length exceeded"),
+        "r": ("completed", None, None),
+        "c": ("completed", None, None),
+        "d": ("evaluate_error", "evaluate", "changed case"),
+    }
+
+
 def test_labels_of_a_generic_record(tmp_path: Path) -> None:
     path = tmp_path / JOURNAL_FILE
     line = {"item_id": "x", "model": "m", "shard": "s", "outcome": "completed",

@@ -100,16 +100,30 @@ class JournalIndex:
             return
         item_id = str(record["item_id"])
         previous = self.tests.get(item_id)
-        if previous is not None and previous["outcome"] == "completed":
+        if previous is not None and not _replaces(previous, record):
             return
         self.tests[item_id] = summarize(record, self.dimensions)
+
+
+def _replaces(previous: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether `record` supersedes the item's shown record, as in the statistics: anything but
+    an infra error is final; a final record is replaced only by another final one, after an
+    error (a rerun of errors) or when the case changed (another digest)."""
+    if previous["outcome"] == "infra_error":
+        return True
+    if record.get("outcome") == "infra_error":
+        return False
+    if previous["outcome"] != "completed":
+        return True
+    digest = record.get("case_digest")
+    return bool(previous["digest"]) and bool(digest) and previous["digest"] != digest
 
 
 def summarize(record: Mapping[str, Any], dimensions: Sequence[str]) -> dict[str, Any]:
     """The fields of a journal record the viewer lists (no `details`: they can be large)."""
     labels_field = record.get("labels")
     labels = labels_field if isinstance(labels_field, Mapping) else {}
-    reason = str(record.get("infra_reason") or record.get("error") or "")
+    reason = str(record.get("reason") or record.get("infra_reason") or record.get("error") or "")
     outcome = str(record.get("outcome") or "")
     score = record.get("final_score", record.get("score"))
     return {
@@ -127,6 +141,7 @@ def summarize(record: Mapping[str, Any], dimensions: Sequence[str]) -> dict[str,
         "requests": record.get("requests"),
         "tokens": int(record.get("input_tokens") or 0) + int(record.get("output_tokens") or 0),
         "finished_at": record.get("finished_at"),
+        "digest": str(record.get("case_digest") or ""),
     }
 
 
