@@ -284,3 +284,27 @@ def test_columns_by_header_mean_what_the_table_prints() -> None:
 def test_rows_default_to_the_first_dimension() -> None:
     assert "language" in report_rows(generic_database())[0]
     assert "prompt_type" in report_rows(document(hand_made()))[0]
+
+
+def test_float_totals_are_summed_and_rates_derived() -> None:
+    leaves = [
+        {
+            "total": 2,
+            "success": 1,
+            "success_rate": 0.5,
+            "total_cost": 0.1,
+            "sum_x": 0.3,
+            "avg_x": 0.15,
+        },
+        {
+            "total": 3,
+            "success": 3,
+            "success_rate": 1.0,
+            "total_cost": 0.2,
+            "sum_x": 0.9,
+            "avg_x": 0.3,
+        },
+    ]
+    cell = aggregate(leaves)
+    assert cell["total_cost"] == pytest.approx(0.3) and cell["success_rate"] == 0.8
+    assert cell["avg_x"] == pytest.approx(1.2 / 5) and cell["sum_x"] == pytest.approx(1.2)

@@ -65,7 +65,8 @@ def _derived(name: str) -> bool:
 def aggregate(leaves: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The statistics of the union of `leaves`, in the fields (and order) the leaves use.
 
-    Integer fields are counters and add up; `sum_<m>` fields add up exactly (fixed point);
+    Integer fields are counters and add up; `sum_<m>` fields and other float totals
+    (`total_cost`) add up exactly (fixed point);
     `<c>_rate` is counter `c` over `total`; `avg_<m>` (or `<m>` beside a `sum_<m>`) is the
     sum over `total`; `<c>_error_share` is `<c>_errors` over `total_errors`; a field that cannot
     be derived from sums is None.
@@ -76,10 +77,13 @@ def aggregate(leaves: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for leaf in leaves:
         for name, value in leaf.items():
             names.setdefault(name)
-            if name.startswith("sum_"):
-                if isinstance(value, int | float) and math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if name.startswith("sum_") or (isinstance(value, float) and not _derived(name)):
+                # a stored sum (`sum_<m>`, `total_cost`): added in fixed point
+                if math.isfinite(value):
                     sums[name] = sums.get(name, 0) + round(value * _SCALE)
-            elif isinstance(value, int) and not isinstance(value, bool) and not _derived(name):
+            elif isinstance(value, int) and not _derived(name):
                 counts[name] = counts.get(name, 0) + value
     total = counts.get("total", 0)
 
