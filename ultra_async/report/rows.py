@@ -12,7 +12,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..results.export import iter_leaves, path_dimensions
+from ..results.export import dimensions_of as path_dimensions
+from ..results.export import iter_leaves
 from ..suites.workflow.dimensions import DIFFICULTIES, PROMPT_TYPES, TASK_TYPES
 
 #: the dimensions of the workflow suite (a database that names none is one)
@@ -156,7 +157,7 @@ def group_leaves(
         raise ValueError(f"by must be one of {', '.join(dims[1:])}, not {unknown[0]!r}")
     index = [dims.index(key) for key in keys]
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for path, leaf in iter_leaves(db, dims):
+    for path, leaf in iter_leaves(db):
         groups.setdefault(tuple(path[i] for i in index), []).append(leaf)
     return groups
 

@@ -126,7 +126,7 @@ class DatabaseDocument:
 WORKFLOW_DIMENSIONS: tuple[str, ...] = DIMENSIONS[1:]
 
 
-def path_dimensions(db: Mapping[str, Any]) -> tuple[str, ...]:
+def dimensions_of(db: Mapping[str, Any]) -> tuple[str, ...]:
     """The dimensions of a leaf's path, model first: the root's `dimensions`, or the workflow's."""
     named = db.get("dimensions")
     if named is None:
@@ -142,9 +142,9 @@ def iter_leaves(
     """Every leaf of a database document with its path, in key order.
 
     The path is `models/<model>/by_<dim>/<value>/...` over `dimensions` (model first; default:
-    the database's own, see `path_dimensions`).
+    the database's own, see `dimensions_of`).
     """
-    dims = tuple(dimensions) if dimensions is not None else path_dimensions(db)
+    dims = tuple(dimensions) if dimensions is not None else dimensions_of(db)
     level_keys = ("models", *(f"by_{d}" for d in dims[1:]))
     depth = len(dims)
 
@@ -167,7 +167,7 @@ def leaf_rows(db: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
     A workflow database gives NODE_FIELDS in order; another suite's leaves give their own fields.
     """
-    dims = path_dimensions(db)
+    dims = dimensions_of(db)
     workflow = dims == DIMENSIONS
     for path, leaf in iter_leaves(db, dims):
         row: dict[str, Any] = dict(zip(dims, path, strict=True))
@@ -183,7 +183,7 @@ EXPORT_COLUMNS: tuple[str, ...] = (*DIMENSIONS, *NODE_FIELDS)
 
 def export_columns(db: Mapping[str, Any]) -> list[str]:
     """The columns of `leaf_rows(db)`: EXPORT_COLUMNS for the workflow suite."""
-    dims = path_dimensions(db)
+    dims = dimensions_of(db)
     if dims == DIMENSIONS:
         return list(EXPORT_COLUMNS)
     columns = list(dims)
