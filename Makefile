@@ -30,8 +30,11 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check ultra_async tests benchmarks
 	$(PY) -m mypy
 
+# docs/img/: pictures of reporting.md from a real simulated run (the viewer's need chromium:
+# apt-get install -y chromium; without it they are left as they are)
 docs: $(STAMP)
 	$(PY) -c "from ultra_async.cli.main import reference_markdown; print(reference_markdown(), end='')" > docs/cli.md
+	$(PY) docs/pictures.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

@@ -74,7 +74,7 @@ async def test_every_test_has_its_conversation(fast_config: Config, tmp_path: Pa
         assert transcript["item_id"] == result.item_id and transcript["shard"] == result.shard
         assert transcript["model"] == result.model and transcript["truncated"] is False
         requests = transcript["requests"]
-        assert len(requests) == result.metrics['turns'] == result.requests - result.retries
+        assert len(requests) == result.metrics["turns"] == result.requests - result.retries
         assert sum(r["input_tokens"] for r in requests) == result.input_tokens
         assert sum(r["output_tokens"] for r in requests) == result.output_tokens
         first = requests[0]

@@ -101,9 +101,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from ..report.estimate import duration, estimate
+
+    expected = estimate(plan, config, args.requests_per_test)
     table = Table(title=f"{plan.total} tests in {len(rows)} shards", title_justify="left")
-    for col in ("model", "shard", "provider", "route", "key variable", "workers", "qps", "items"):
-        right = col in ("workers", "qps", "items")
+    for col in (
+        "model", "shard", "provider", "route", "key variable", "workers", "qps", "items", "≥ time"
+    ):  # fmt: skip
+        right = col in ("workers", "qps", "items", "≥ time")
         table.add_column(col, justify="right" if right else "left", no_wrap=True)
     for row in rows:
         route = row.get("deployment") or f"key {row['key_index']}"
@@ -116,8 +121,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
             str(row["workers"]),
             str(row["qps"]),
             str(row["items"]),
+            duration(expected.shard_seconds[f"{row['model']}/{row['shard']}"]),
         )
-    Console(width=max(160, _terminal_width())).print(table)
+    console = Console(width=max(160, _terminal_width()))
+    console.print(table)
+    if plan.total:
+        console.print(
+            f"expected duration: at least {duration(expected.seconds)} at the configured request "
+            f"limits ({expected.requests:.0f} requests at ~{args.requests_per_test:g} per test; "
+            f"limited by {expected.bound_by}); latency and retries add to it",
+            highlight=False,
+        )
     return EXIT_OK
 
 
@@ -181,6 +195,14 @@ def _plan(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
     add_suite_options(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "--requests-per-test",
+        type=float,
+        default=4.0,
+        metavar="N",
+        help="average requests per test for the expected duration (default: 4, what the "
+        "workflow suite sends)",
+    )
     return cmd_plan
 
 
@@ -287,12 +309,36 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command("report", "success, scores and errors by model × prompt type, difficulty, rate or task")
+@command("show", "print one test's transcript: messages, replies, tokens, failed attempts")
+def _show(parser: argparse.ArgumentParser) -> Handler:
+    from .cache import add_show_arguments, run_show
+
+    add_show_arguments(parser)
+    return run_show
+
+
+@command("cache", "response cache: stats, or prune entries no journal refers to")
+def _cache(parser: argparse.ArgumentParser) -> Handler:
+    from .cache import add_cache_arguments, run_cache
+
+    add_cache_arguments(parser)
+    return run_cache
+
+
+@command("report", "success, scores and errors by model × any dimension; --html writes the viewer")
 def _report(parser: argparse.ArgumentParser) -> Handler:
     from ..report.tables import add_report_arguments, run_report
 
     add_report_arguments(parser)
     return run_report
+
+
+@command("view", "serve the results viewer (heatmap, tests, transcripts, progress) on 127.0.0.1")
+def _view(parser: argparse.ArgumentParser) -> Handler:
+    from ..report.view import add_view_arguments, run_view
+
+    add_view_arguments(parser)
+    return run_view
 
 
 @command("db", "check, rebuild, repair, migrate or export the results database")
@@ -310,22 +356,6 @@ def _serve_sim(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
     add_serve_sim_arguments(parser, providers_option=False)
     return run_serve_sim
-
-
-@command("show", "print one test's transcript: messages, replies, tokens, failed attempts")
-def _show(parser: argparse.ArgumentParser) -> Handler:
-    from .cache import add_show_arguments, run_show
-
-    add_show_arguments(parser)
-    return run_show
-
-
-@command("cache", "response cache: stats, or prune entries no journal refers to")
-def _cache(parser: argparse.ArgumentParser) -> Handler:
-    from .cache import add_cache_arguments, run_cache
-
-    add_cache_arguments(parser)
-    return run_cache
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -381,6 +411,15 @@ def reference_markdown() -> str:
             os.environ["COLUMNS"] = previous
 
 
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (a test's capture): nothing will flush it
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -398,6 +437,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `report | head`: the reader has what it wanted. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail again, and end quietly with 1, as rich does.
+        _silence_stdout()
+        return EXIT_FAILED
     except UltraAsyncError as exc:
         print(redact(f"error: {exc}"), file=sys.stderr)
         return EXIT_FAILED

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -20,14 +21,21 @@ from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ..logs import check_level, configure_logging, redact
 from ..planner import Plan
 from ..report.progress import live_progress
-from ..report.tables import write_report
+from ..report.tables import shorten, table_width, write_report
 from ..runner import RunReport, prepare, run_evaluation
 from .options import run_options
 
 
 def shard_table(report: RunReport) -> Table:
     """What each shard did in this run: the topology made visible."""
-    table = Table(title="shards in this run", title_justify="left")
+    table = Table(
+        title="shards in this run",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_edge=False,
+    )
     for col in (
         "model",
         "shard",
@@ -42,18 +50,20 @@ def shard_table(report: RunReport) -> Table:
         table.add_column(
             col, justify="left" if col in ("model", "shard", "state") else "right", no_wrap=True
         )
+    previous = None
     for row in report.summary.shards:
         table.add_row(
-            row["model"],
-            row["shard"],
+            "" if row["model"] == previous else shorten(row["model"], 24),
+            shorten(row["shard"], 24),
             str(row["done"]),
             str(row["stolen"]),
             str(row["requests"]),
             str(row["rate_limited"]),
             str(row["retries"]),
             str(row["infra_errors"]),
-            "dead: " + redact(row["dead"]) if row["dead"] else "ok",
+            "dead: " + shorten(redact(row["dead"]), 30) if row["dead"] else "ok",
         )
+        previous = row["model"]
     return table
 
 
@@ -100,7 +110,8 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    console = Console() if sys.stdout.isatty() else Console(width=140)
+    # the same width rule as `report`: the terminal's, at most 100 columns into a file or pipe
+    console = Console(width=table_width(sys.stdout), highlight=False)
 
     def progress(engine: Engine, plan: Plan) -> contextlib.AbstractAsyncContextManager[Any]:
         if args.quiet:
@@ -118,6 +129,13 @@ def run_command(args: argparse.Namespace) -> int:
         console.print(INTERRUPTED, highlight=False)
         return EXIT_INTERRUPTED
     summary = report.summary
+    if report.planned == 0 and not summary.interrupted:
+        console.print(
+            f"nothing to do: all {report.skipped} tests of this matrix are already in "
+            f"{report.out}/ (`report --out {report.out}` shows them; --fresh starts over)",
+            soft_wrap=True,
+        )
+        return EXIT_OK
     if not args.quiet:
         console.print(shard_table(report))
     if report.database.exists():
@@ -140,8 +158,9 @@ def run_command(args: argparse.Namespace) -> int:
         f"Results in {report.out}/",
         highlight=False,
     )
-    if report.sim_stats is not None and not args.quiet:
-        console.print(f"simulator: {_sim_line(report.sim_stats)}", highlight=False)
+    sim_line = _sim_line(report.sim_stats) if report.sim_stats is not None else None
+    if sim_line and not args.quiet:
+        console.print(f"simulator: {sim_line}")
     for line in error_lines(summary.error_reasons):
         console.print(line, highlight=False, markup=False)
     if report.changed:
@@ -189,11 +208,14 @@ def error_lines(reasons: dict[str, int], limit: int = 5) -> list[str]:
     return lines
 
 
-def _sim_line(stats: dict[str, Any]) -> str:
-    per_key = stats.get("keys", stats)
-    parts = []
-    if isinstance(per_key, dict):
-        for name, counts in sorted(per_key.items()):
-            if isinstance(counts, dict) and "requests" in counts:
-                parts.append(f"{name}={counts['requests']}")
-    return "requests per key: " + ", ".join(parts) if parts else str(stats)[:300]
+def _sim_line(stats: dict[str, Any]) -> str | None:
+    """The simulator's counters in words; None when it served nothing."""
+    total = stats.get("total")
+    if not isinstance(total, dict) or not total.get("requests"):
+        return None
+    line = f"{total['requests']} requests, {total.get('rate_limited', 0)} answered 429"
+    keys = stats.get("keys")
+    if isinstance(keys, dict) and keys:
+        per_key = (f"{name} {c.get('requests', 0)}" for name, c in sorted(keys.items()))
+        line += "; per key: " + ", ".join(per_key)
+    return line

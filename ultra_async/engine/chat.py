@@ -112,6 +112,7 @@ class BoundChat:
             if in_flight is not None:
                 in_flight.release()
         limits.record_success()
+        state.tokens += response.input_tokens + response.output_tokens
         return response
 
     def _on_retry(self, error: RequestError, attempt_no: int, delay_s: float) -> None:

@@ -39,6 +39,8 @@ class ShardState:
     #: requests answered from the response cache
     cached: int = 0
     stolen: int = 0
+    #: input + output tokens of the shard's answered requests (for measured tokens/min)
+    tokens: int = 0
     dead: str | None = None
     #: tests in a row that ended with retries exhausted on server or connection errors
     failing_streak: int = 0
@@ -63,6 +65,7 @@ class ShardState:
             "retries": self.retries,
             "cached": self.cached,
             "stolen": self.stolen,
+            "tokens": self.tokens,
             "dead": self.dead,
         }
 

@@ -1,4 +1,4 @@
-"""The report's picture: a success-rate heatmap and the error categories of each model, one PNG.
+"""The report's picture: a heatmap of one metric and the error categories of each model, one PNG.
 
 matplotlib is an optional extra (`pip install 'ultra_async[analysis]'`). It is imported when a
 plot is drawn, and only its object-oriented API is used with the Agg canvas: drawing never
@@ -14,9 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..results.stats import node_fields
-from ..suites.workflow.dimensions import ERROR_CATEGORIES
-from .rows import group_leaves, report_rows, sort_key
+from .rows import dimensions_of, metrics_of, model_key, pct, per_model, report_rows, sort_key
 
 INSTALL_HINT = "install the analysis extra: pip install 'ultra_async[analysis]'"
 _DPI = 120
@@ -34,7 +32,7 @@ def _matplotlib() -> tuple[ModuleType, ModuleType, ModuleType]:
     return mpl, figure, agg
 
 
-#: heatmap metrics (row fields in [0, 1]) and their titles
+#: titles of well-known heatmap metrics; any other rate, score or avg_ field is titled by name
 METRICS: dict[str, str] = {
     "success_rate": "success rate",
     "full_success_rate": "full success rate",
@@ -45,44 +43,56 @@ METRICS: dict[str, str] = {
 }
 
 
+def metric_title(metric: str) -> str:
+    """How a metric is named on a plot."""
+    return METRICS.get(metric) or metric.replace("avg_", "mean ").replace("_", " ")
+
+
 def write_plot(
     db: Mapping[str, Any],
     path: Path,
-    by: str = "prompt_type",
+    by: str | None = None,
     *,
     min_tests: int = 5,
     metric: str = "success_rate",
 ) -> None:
     """Write one PNG: `metric` by model × `by` (heatmap) and error categories per model.
 
-    Heatmap cells with fewer than `min_tests` completed tests are marked with `*`; cells with
-    no completed test are grey. The bars are each category's share of a model's errors.
+    Each heatmap cell shows its value and its number of tests (`n`); cells with fewer than
+    `min_tests` completed tests are marked with `*`, cells with none are grey. Models are listed
+    case-insensitively. The bars stack each category's share of a model's errors.
     Needs matplotlib (ImportError naming the extra to install otherwise).
     """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    mpl, figure_module, agg = _matplotlib()
+    by = by or dimensions_of(db)[0]
     rows = report_rows(db, by, min_tests)
-    models = sorted({row["model"] for row in rows})
+    if rows and metric not in metrics_of(rows[0]):
+        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(metrics_of(rows[0]))}")
+    mpl, figure_module, agg = _matplotlib()
+    models = sorted({row["model"] for row in rows}, key=model_key)
     values = sorted({row[by] for row in rows}, key=lambda v: sort_key(by, v))
-    per_model = {cell[0]: node_fields(v) for cell, v in group_leaves(db, ("model",)).items()}
+    models_stats = per_model(db)
 
-    height = 2.5 + 0.45 * max(len(models), 1)
+    height = 2.5 + 0.5 * max(len(models), 1)
+    bars_height = 1.5 + 0.35 * max(len(models), 1)
     fig = figure_module.Figure(
-        figsize=(max(9.0, 3.5 + 0.9 * max(len(values), len(models))), height + 4.5),
+        figsize=(max(9.0, 3.5 + 1.0 * len(values)), height + bars_height),
         layout="constrained",
     )
     agg.FigureCanvasAgg(fig)
-    heat_ax, bar_ax = fig.subplots(2, 1, height_ratios=[height, 4.5])
+    heat_ax, bar_ax = fig.subplots(2, 1, height_ratios=[height, bars_height])
     if not rows:
         for ax in (heat_ax, bar_ax):
             ax.text(0.5, 0.5, "no results yet", ha="center", va="center")
             ax.set_axis_off()
     else:
-        infra = sum(r["infra_errors"] for r in rows)
+        infra = sum(r.get("infra_errors") or 0 for r in rows)
         _heatmap(mpl, fig, heat_ax, rows, models, values, by, min_tests, infra, metric)
-        _error_bars(bar_ax, models, per_model)
+        _error_bars(bar_ax, models, models_stats)
     fig.savefig(Path(path), format="png", dpi=_DPI)
+
+
+def _is_share(metric: str) -> bool:
+    return metric.endswith("_rate") and not metric.startswith("avg_")
 
 
 def _heatmap(
@@ -98,44 +108,67 @@ def _heatmap(
     metric: str,
 ) -> None:
     cells = {(row["model"], row[by]): row for row in rows}
-    title = METRICS[metric]
+    title = metric_title(metric)
     grid: list[list[float]] = []
     for model in models:
         line = []
         for value in values:
             row = cells.get((model, value))
-            line.append(row[metric] if row and row["total"] else math.nan)
+            number = row.get(metric) if row and row["total"] else None
+            line.append(float(number) if isinstance(number, int | float) else math.nan)
         grid.append(line)
+    finite = [v for line in grid for v in line if not math.isnan(v)]
+    unit = _is_share(metric) or all(0.0 <= v <= 1.0 for v in finite)
     cmap = mpl.colormaps["RdYlGn"].with_extremes(bad="#d9d9d9")
-    image = ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+    vmin, vmax = (0.0, 1.0) if unit else (min(finite, default=0.0), max(finite, default=1.0))
+    image = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     for y, model in enumerate(models):
         for x, value in enumerate(values):
             row = cells.get((model, value))
             if row is None:
                 continue
-            label = f"{row[metric]:.0%}" if row["total"] else "–"
-            label += "*" if row["few_tests"] else ""
-            ax.text(x, y, label, ha="center", va="center", fontsize=9)
+            number = row.get(metric)
+            if not row["total"] or not isinstance(number, int | float):
+                label = "–"
+            else:
+                label = pct(number, 0) if _is_share(metric) else f"{number:.2f}"
+            label += ("*" if row["few_tests"] else "") + f"\nn={row['total']}"
+            ax.text(x, y, label, ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(values)), labels=values, rotation=30, ha="right")
     ax.set_yticks(range(len(models)), labels=models)
     ax.set_xlabel(by.replace("_", " "))
     ax.set_title(
         f"{title} by model × {by.replace('_', ' ')} "
-        f"(* fewer than {min_tests} tests; {infra} infra errors not counted)",
+        f"(n tests per cell; * fewer than {min_tests}; {infra} infra errors not counted)",
         fontsize=10,
     )
-    fig.colorbar(image, ax=ax, label=title, format="{x:.0%}")
+    ticker = importlib.import_module("matplotlib.ticker")
+    formatter = ticker.FuncFormatter(lambda x, _pos: pct(x, 0)) if _is_share(metric) else None
+    fig.colorbar(image, ax=ax, label=title, format=formatter)
 
 
-def _error_bars(ax: Any, models: list[str], per_model: Mapping[str, Mapping[str, Any]]) -> None:
-    width = 0.8 / len(ERROR_CATEGORIES)
-    for i, category in enumerate(ERROR_CATEGORIES):
-        offset = (i - (len(ERROR_CATEGORIES) - 1) / 2) * width
-        shares = [per_model[m][f"{category}_error_share"] for m in models]
-        ax.bar([x + offset for x in range(len(models))], shares, width, label=category)
-    labels = [f"{m}\n({per_model[m]['total_errors']} errors)" for m in models]
-    ax.set_xticks(range(len(models)), labels=labels, rotation=30, ha="right")
-    ax.set_ylim(0.0, 1.0)
-    ax.set_ylabel("share of the model's errors")
+def _categories(stats: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    first = next(iter(stats.values()), {})
+    return [name.removesuffix("_error_share") for name in first if name.endswith("_error_share")]
+
+
+def _error_bars(ax: Any, models: list[str], stats: Mapping[str, Mapping[str, Any]]) -> None:
+    """One horizontal bar per model: its errors' categories stacked, as shares of the errors."""
+    categories = _categories(stats)
+    lefts = [0.0] * len(models)
+    colors = importlib.import_module("matplotlib").colormaps["tab10"]
+    for i, category in enumerate(categories):
+        shares = [float(stats[m].get(f"{category}_error_share") or 0.0) for m in models]
+        ax.barh(range(len(models)), shares, left=lefts, label=category, color=colors(i % 10))
+        for y, (left, share) in enumerate(zip(lefts, shares, strict=True)):
+            if share >= 0.08:
+                ax.text(left + share / 2, y, pct(share, 0), ha="center", va="center", fontsize=7)
+        lefts = [a + b for a, b in zip(lefts, shares, strict=True)]
+    labels = [f"{m} ({stats[m].get('total_errors', 0)} errors)" for m in models]
+    ax.set_yticks(range(len(models)), labels=labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("share of the model's errors")
     ax.set_title("error categories per model", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="category")
+    if categories:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="category")
