@@ -325,7 +325,10 @@ def _jupyter_display(console: Console) -> Callable[[Table], None]:
 
     def show(table: Table) -> None:
         nonlocal handle
-        frame = Console(record=True, width=min(console.width, 120), file=io.StringIO())
+        # not a Jupyter console itself: rich would display every print as an output of its own
+        frame = Console(
+            record=True, width=min(console.width, 120), file=io.StringIO(), force_jupyter=False
+        )
         frame.print(table)
         data = {
             "text/plain": frame.export_text(),
