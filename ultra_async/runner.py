@@ -85,7 +85,9 @@ def _install_stop_signals(engine: Engine) -> Callable[[], None]:
     """First Ctrl-C/SIGTERM: graceful stop. Second: cancel at once. Returns an uninstaller.
 
     After the second, `asyncio.run` raises CancelledError once the journal is flushed; the
-    CLI turns that into exit code 130 and its one line.
+    CLI turns that into exit code 130 and its one line. Handlers installed from a task stay
+    until that task ends (the returned function does nothing then), so a further signal
+    during the final flush cannot interrupt it: the aggregator shields its flush.
     """
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -110,8 +112,12 @@ def _install_stop_signals(engine: Engine) -> Callable[[], None]:
     def uninstall() -> None:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        installed.clear()
 
-    return uninstall
+    if main is None:
+        return uninstall
+    main.add_done_callback(lambda _: uninstall())
+    return lambda: None
 
 
 async def run_evaluation(
@@ -140,31 +146,27 @@ async def run_evaluation(
 
         fresh_start(out)
     names = model_names(config)
-    # Handlers stay installed until the final flush is done: a third Ctrl-C must not
-    # interrupt it (the aggregator shields its flush from the cancellation).
-    uninstall: Callable[[], None] = lambda: None  # noqa: E731
-    try:
-        async with Aggregator(out, names=names, buffer_size=options.buffer_size) as aggregator:
-            plan = make_plan(config, matrix, aggregator.done_ids)
-            log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
+    async with Aggregator(out, names=names, buffer_size=options.buffer_size) as aggregator:
+        plan = make_plan(config, matrix, aggregator.done_ids)
+        log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
 
-            async def deliver(result: TestResult) -> None:
-                await aggregator.submit(result)
-                if on_result is not None:
-                    maybe = on_result(result)
-                    if asyncio.iscoroutine(maybe):
-                        await maybe
+        async def deliver(result: TestResult) -> None:
+            await aggregator.submit(result)
+            if on_result is not None:
+                maybe = on_result(result)
+                if asyncio.iscoroutine(maybe):
+                    await maybe
 
-            async with _simulator(config, options) as (sim_keys, base_urls, sim):
-                async with Engine(config, keys=sim_keys or keys, base_urls=base_urls) as engine:
-                    if handle_signals:
-                        uninstall = _install_stop_signals(engine)
+        async with _simulator(config, options) as (sim_keys, base_urls, sim):
+            async with Engine(config, keys=sim_keys or keys, base_urls=base_urls) as engine:
+                uninstall = _install_stop_signals(engine) if handle_signals else (lambda: None)
+                try:
                     display = progress(engine, plan) if progress else contextlib.nullcontext()
                     async with display:
                         summary = await engine.run(plan, evaluate, on_result=deliver)
-                sim_stats = sim.stats() if sim is not None else None
-    finally:
-        uninstall()
+                finally:
+                    uninstall()
+            sim_stats = sim.stats() if sim is not None else None
     return RunReport(
         summary=summary,
         out=out,
