@@ -111,6 +111,9 @@ CONFIGS: list[tuple[str, str | bytes, str]] = [
 ]
 
 
+assert len(CONFIGS) >= 40, "the suite promises at least 40 broken configs"
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty current directory: anything a command writes by mistake shows up here."""
@@ -159,10 +162,6 @@ def test_broken_config_is_one_line_and_exit_2(
     assert_refused(code, captured.err, captured.out, needle, workdir, str(path), count)
 
 
-def test_config_count() -> None:
-    assert len(CONFIGS) >= 40
-
-
 PROVIDERS = str(ROOT / "providers.yaml")
 RUN = ["run", "--simulate", "--providers", PROVIDERS, "--out", "out", "--quiet"]
 
@@ -206,6 +205,9 @@ FLAGS: list[tuple[str, list[str], str]] = [
 ]
 
 
+assert len(FLAGS) >= 20, "the suite promises at least 20 bad command-line values"
+
+
 @pytest.mark.parametrize(("name", "argv", "needle"), FLAGS, ids=[f[0] for f in FLAGS])
 def test_bad_flag_is_one_line_and_exit_2(
     name: str, argv: list[str], needle: str, workdir: Path, capsys: pytest.CaptureFixture[str]
@@ -221,10 +223,6 @@ def test_bad_flag_is_one_line_and_exit_2(
     assert needle in lines[0], lines
     assert "Traceback" not in captured.err + captured.out
     assert list(workdir.iterdir()) == [], "something was written"
-
-
-def test_flag_count() -> None:
-    assert len(FLAGS) >= 20
 
 
 @pytest.mark.parametrize(

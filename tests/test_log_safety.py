@@ -189,3 +189,33 @@ models: {m: {provider: p, strategy: single, keys: [k], workers: 1, qps: 10}}
         async with Engine(config, keys={"k": bad}) as engine:
             await engine.run(plan, never)  # type: ignore[arg-type]
     assert SECRET[:8] not in str(info.value)
+
+
+async def test_an_engine_in_an_unconfigured_program_prints_no_locals(
+    write_yaml: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load_config(
+        write_yaml(
+            """
+keys: {k: {env: T_K}}
+providers: {p: {kind: openai, base_url: "http://127.0.0.1:1/v1"}}
+models: {m: {provider: p, strategy: single, keys: [k], workers: 1, qps: 10}}
+"""
+        )
+    )
+    plan = make_plan(config, build_matrix(config, task_types="simple_task"))
+
+    async def evaluate(*_: object) -> None:
+        secret = SECRET  # structlog's default renderer would print this local
+        raise RuntimeError(f"user code failed near {secret[:3]}")
+
+    structlog.reset_defaults()
+    try:
+        async with Engine(config, keys={"k": SecretStr(SECRET)}) as engine:
+            summary = await engine.run(plan, evaluate)  # type: ignore[arg-type]
+    finally:
+        configure_logging("warning")
+    err = capsys.readouterr().err
+    assert summary.infra_errors == 1
+    assert "evaluate_failed" in err and "RuntimeError" in err
+    assert "secret = '" not in err and SECRET[3:11] not in err

@@ -30,6 +30,7 @@ __all__ = [
     "LEVEL_NAMES",
     "check_level",
     "configure_logging",
+    "ensure_configured",
     "redact",
     "redact_bytes",
     "register_secret",
@@ -146,6 +147,15 @@ def check_level(name: str) -> int:
     if numeric is None:
         raise ValueError(f"unknown log level {name!r}; use one of {', '.join(_LEVELS)}")
     return numeric
+
+
+def ensure_configured() -> None:
+    """Configure logging (warnings to stderr) unless the program already configured structlog.
+
+    structlog's own default renders tracebacks with local variables, which would show keys.
+    """
+    if not structlog.is_configured():
+        configure_logging("warning")
 
 
 def configure_logging(

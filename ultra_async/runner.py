@@ -162,7 +162,9 @@ def _install_stop_signals(engine: Engine) -> Callable[[], None]:
     """First Ctrl-C/SIGTERM: graceful stop. Second: cancel at once. Returns an uninstaller.
 
     After the second, `asyncio.run` raises CancelledError once the journal is flushed; the
-    CLI turns that into exit code 130 and its one line.
+    CLI turns that into exit code 130 and its one line. Handlers installed from a task stay
+    until that task ends (the returned function does nothing then), so a further signal
+    during the final flush cannot interrupt it: the aggregator shields its flush.
     """
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -187,8 +189,12 @@ def _install_stop_signals(engine: Engine) -> Callable[[], None]:
     def uninstall() -> None:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        installed.clear()
 
-    return uninstall
+    if main is None:
+        return uninstall
+    main.add_done_callback(lambda _: uninstall())
+    return lambda: None
 
 
 @dataclass(slots=True)
@@ -345,12 +351,12 @@ async def run_evaluation(
             await aggregator.expect_replacements(plan.replacing)
             log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
 
-            async def deliver(result: TestResult) -> None:
-                await aggregator.submit(result)
-                if on_result is not None:
-                    maybe = on_result(result)
-                    if asyncio.iscoroutine(maybe):
-                        await maybe
+        async def deliver(result: TestResult) -> None:
+            await aggregator.submit(result)
+            if on_result is not None:
+                maybe = on_result(result)
+                if asyncio.iscoroutine(maybe):
+                    await maybe
 
             responder = _responder(suite, plan, options.seed) if options.simulate else None
             async with _simulator(config, options, responder) as (sim_keys, sim_urls, sim):

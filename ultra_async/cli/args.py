@@ -18,6 +18,20 @@ from ..logs import LEVEL_NAMES
 #: tests per matrix cell; the plan's own limit (planner.MAX_PLAN_ITEMS) applies as well
 MAX_INSTANCES = 1_000_000
 MAX_BUFFER_SIZE = 100_000
+#: the top-level --help ends with this (and so docs/cli.md)
+EXIT_CODES_HELP = """\
+exit codes:
+  0      success
+  1      the command could not do its job (a run ended with infra errors: rerun to retry
+         them; a write failed; the results directory is unusable)
+  2      bad input: a flag, providers.yaml, an API key or settings variable; one line per
+         problem, nothing written
+  3-7    db check found a problem (see `db check --help`)
+  130    stopped by Ctrl-C or SIGTERM (a second one cancels in-flight tests at once);
+         the same command resumes
+
+API keys are read from the environment variables providers.yaml names; a key holding
+whitespace or a control character is refused (exit 2), never stripped."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -23,6 +23,7 @@ from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ..logs import redact
 from ..planner import Plan
 from .args import (
+    EXIT_CODES_HELP,
     MAX_BUFFER_SIZE,
     Parser,
     directory,
@@ -34,19 +35,6 @@ from .options import add_suite_options, run_options
 
 Handler = Callable[[argparse.Namespace], int]
 INTERRUPTED = "interrupted: run the same command again to finish the remaining tests"
-EXIT_CODES_HELP = """\
-exit codes:
-  0      success
-  1      the command could not do its job (a run ended with infra errors: rerun to retry
-         them; a write failed; the results directory is unusable)
-  2      bad input: a flag, providers.yaml, an API key or settings variable; one line per
-         problem, nothing written
-  3-7    db check found a problem (see `db check --help`)
-  130    stopped by Ctrl-C or SIGTERM (a second one cancels in-flight tests at once);
-         the same command resumes
-
-API keys are read from the environment variables providers.yaml names; a key holding
-whitespace or a control character is refused (exit 2), never stripped."""
 
 
 def _add_providers(parser: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ from .._input import check_keys
 from .._redact import redact
 from ..config import Config
 from ..errors import ConfigError, InfraError
+from ..logs import ensure_configured
 from ..planner import Plan, build_shards
 from ..types import Evaluate, Outcome, TestResult, WorkItem
 from .chat import BoundChat
@@ -194,6 +195,7 @@ class Engine:
             if self._given_keys is not None
             else self.config.resolve_keys(models)
         )
+        ensure_configured()  # never structlog's default: it prints tracebacks with locals
         # registers every key as a secret; refuses one with spaces or control characters
         check_keys({f"key {n!r}": k.get_secret_value() for n, k in self._keys.items()})
         missing = sorted({sp.shard.route.key_name for sp in plan.shards} - set(self._keys))
