@@ -203,7 +203,7 @@ models: {m: {provider: p, strategy: single, keys: [k], workers: 1, qps: 10}}
 """
         )
     )
-    plan = make_plan(config, build_matrix(config, task_types="simple_task"))
+    plan = make_plan(config, workflow_matrix(config, task_types="simple_task"))
 
     async def evaluate(*_: object) -> None:
         secret = SECRET  # structlog's default renderer would print this local
@@ -216,6 +216,6 @@ models: {m: {provider: p, strategy: single, keys: [k], workers: 1, qps: 10}}
     finally:
         configure_logging("warning")
     err = capsys.readouterr().err
-    assert summary.infra_errors == 1
+    assert summary.evaluate_errors == 1
     assert "evaluate_failed" in err and "RuntimeError" in err
     assert "secret = '" not in err and SECRET[3:11] not in err

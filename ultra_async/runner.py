@@ -351,12 +351,12 @@ async def run_evaluation(
             await aggregator.expect_replacements(plan.replacing)
             log.info("plan_ready", tests=plan.total, already_done=plan.skipped, out=str(out))
 
-        async def deliver(result: TestResult) -> None:
-            await aggregator.submit(result)
-            if on_result is not None:
-                maybe = on_result(result)
-                if asyncio.iscoroutine(maybe):
-                    await maybe
+            async def deliver(result: TestResult) -> None:
+                await aggregator.submit(result)
+                if on_result is not None:
+                    maybe = on_result(result)
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
 
             responder = _responder(suite, plan, options.seed) if options.simulate else None
             async with _simulator(config, options, responder) as (sim_keys, sim_urls, sim):
