@@ -115,6 +115,11 @@ class Engine:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def in_flight(self) -> int:
+        """Tests running now, over every shard."""
+        return sum(state.in_flight for state in self._states)
+
     def snapshot(self) -> list[dict[str, Any]]:
         """Live per-shard counters (for progress displays)."""
         return [s.snapshot() for s in self._states]
