@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from typing import Any
 
 import orjson
 
@@ -42,10 +43,10 @@ MAX_HEAD = 65536
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self._buffer = b""
-        self._transport: asyncio.Transport | None = None
+        self._transport: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses, but they have `write`
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:

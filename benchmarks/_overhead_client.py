@@ -144,7 +144,10 @@ models:
 """
 
 
-def measure(main: Callable[[], Coroutine[Any, Any, dict[str, Any]]], uvloop: bool) -> dict[str, Any]:
+Main = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def measure(main: Main, uvloop: bool) -> dict[str, Any]:
     gc.collect()
     gc.freeze()  # as the CLI does: start-up objects are not rescanned by every collection
     cpu0, wall0, times0 = time.process_time(), time.perf_counter(), os.times()
@@ -183,7 +186,7 @@ def main(argv: list[str]) -> int:
     providers = args.out / "providers.yaml"
     providers.write_text(providers_text(args.base_url, args.concurrency), encoding="utf-8")
     if args.mode == "bare":
-        run: Callable[[], Coroutine[Any, Any, dict[str, Any]]] = lambda: bare(  # noqa: E731
+        run: Main = lambda: bare(  # noqa: E731
             args.base_url, args.key, args.requests, args.concurrency
         )
     else:

@@ -100,7 +100,8 @@ def run() -> dict[str, Any]:
         ("engine_no_journal", "engine_no_journal", ()),
     ]
     if has_uvloop:
-        variants += [("bare_uvloop", "bare", ("--uvloop",)), ("engine_uvloop", "engine", ("--uvloop",))]
+        uv = ("--uvloop",)
+        variants += [("bare_uvloop", "bare", uv), ("engine_uvloop", "engine", uv)]
     size = ("--requests", str(REQUESTS), "--concurrency", str(CONCURRENCY))
     key = "sk-loopback-bench"
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in variants}
@@ -135,7 +136,9 @@ def run() -> dict[str, Any]:
             "cpu_ms_per_request_bare": ub["cpu_ms_per_request"],
             "cpu_ms_per_request_engine": ue["cpu_ms_per_request"],
             "cpu_ratio": round(ue["cpu_ms_per_request"] / ub["cpu_ms_per_request"], 3),
-            "engine_cpu_gain": round(1 - ue["cpu_ms_per_request"] / engine["cpu_ms_per_request"], 3),
+            "engine_cpu_gain": round(
+                1 - ue["cpu_ms_per_request"] / engine["cpu_ms_per_request"], 3
+            ),
             "rps_engine": ue["rps"],
         }
     else:

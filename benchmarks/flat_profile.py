@@ -4,9 +4,9 @@
         python -m benchmarks._overhead_client engine --base-url URL --key K --out DIR
     python -m benchmarks.flat_profile engine.txt [--top 25] [--within measure]
 
-Only samples taken inside the measured window (a stack through `measure`) count, so start-up
-and imports are left out. `self` is the share of samples in the function itself, `total` the
-share with the function anywhere on the stack (once per sample).
+Only samples taken inside the measured window (a stack through `measure`) or in another thread
+count, so start-up and imports are left out. `self` is the share of samples in the function
+itself, `total` the share with the function anywhere on the stack (once per sample).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def summarise(path: Path, within: str, top: int) -> str:
         if not stack or not count.isdigit():
             continue
         frames = [_name(f) for f in stack.split(";")]
-        if not any(f.startswith(within + " ") for f in frames):
+        # the measured window, and the process's other threads (the aggregator's writers)
+        if not any(f.startswith((within + " ", "_bootstrap (threading.py)")) for f in frames):
             continue
         n = int(count)
         samples += n

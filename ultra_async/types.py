@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Protocol
 
 Message = Mapping[str, Any]
@@ -201,16 +201,42 @@ class TestResult:
         item: WorkItem,
         shard: str,
         outcome: TestOutcome,
+        *,
+        execution_time_s: float = 0.0,
+        requests: int = 0,
+        retries: int = 0,
+        finished_at: float = 0.0,
         **extra: Any,
     ) -> TestResult:
-        scored = {name: getattr(outcome, name) for name in _OUTCOME_FIELDS}
-        return cls(shard=shard, outcome="completed", **_item_fields(item), **scored, **extra)
+        # Positional, once per test: merging three dicts into keyword arguments cost more
+        # than the rest of the engine's bookkeeping for a test.
+        o = outcome
+        result = cls(
+            item.id, item.model, item.prompt_type, item.tool_success_rate, item.difficulty,
+            item.task_type, item.instance, shard, "completed", execution_time_s, requests,
+            retries, None, finished_at, o.success_level, o.workflow_score, o.phase2_score,
+            o.quality_score, o.final_score, o.turns, o.tool_calls, o.tool_coverage_rate,
+            o.error_category, o.input_tokens, o.output_tokens, o.details,
+        )  # fmt: skip
+        return replace(result, **extra) if extra else result
 
     @classmethod
-    def infra_error(cls, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
+    def infra_error(
+        cls,
+        item: WorkItem,
+        shard: str,
+        reason: str,
+        *,
+        execution_time_s: float = 0.0,
+        requests: int = 0,
+        retries: int = 0,
+        finished_at: float = 0.0,
+    ) -> TestResult:
         return cls(
-            shard=shard, outcome="infra_error", infra_reason=reason, **_item_fields(item), **extra
-        )
+            item.id, item.model, item.prompt_type, item.tool_success_rate, item.difficulty,
+            item.task_type, item.instance, shard, "infra_error", execution_time_s, requests,
+            retries, reason, finished_at,
+        )  # fmt: skip
 
     def to_record(self) -> dict[str, Any]:
         """A plain dict of every field (`details` is shared, not copied)."""
@@ -223,20 +249,7 @@ class TestResult:
         return cls(**{k: v for k, v in record.items() if k in known})
 
 
-def _item_fields(item: WorkItem) -> dict[str, Any]:
-    return {
-        "item_id": item.id,
-        "model": item.model,
-        "prompt_type": item.prompt_type,
-        "tool_success_rate": item.tool_success_rate,
-        "difficulty": item.difficulty,
-        "task_type": item.task_type,
-        "instance": item.instance,
-    }
-
-
 # field names, computed once: dataclasses.asdict deep-copies and is the slowest part of a result
-_OUTCOME_FIELDS = tuple(f.name for f in fields(TestOutcome))
 _RESULT_ORDER = tuple(f.name for f in fields(TestResult))
 _RESULT_FIELDS = frozenset(_RESULT_ORDER)
 

@@ -292,6 +292,8 @@ class Engine:
         self, state: ShardState, pool: ModelPool, evaluate: Evaluate, deliver: OnResult
     ) -> None:
         slots = state.limits.tests
+        task = asyncio.current_task()  # once: the watchdog cancels this task on a deadline
+        assert task is not None
         while not self._stop.is_set() and state.dead is None:
             result: TestResult | None = None
             idle = False
@@ -309,7 +311,7 @@ class Engine:
                     pool.in_flight += 1
                     state.in_flight += 1
                     try:
-                        result = await self._run_one(state, pool, item, evaluate)
+                        result = await self._run_one(state, pool, item, evaluate, task)
                     finally:
                         pool.in_flight -= 1
                         state.in_flight -= 1
@@ -331,15 +333,18 @@ class Engine:
                 return
 
     async def _run_one(
-        self, state: ShardState, pool: ModelPool, item: WorkItem, evaluate: Evaluate
+        self,
+        state: ShardState,
+        pool: ModelPool,
+        item: WorkItem,
+        evaluate: Evaluate,
+        task: asyncio.Task[Any],
     ) -> TestResult | None:
         """Run one test; None when the shard died under it and the item went back to the pool."""
         shard = state.shard
         deadline_s = state.retrier.policy.test_deadline_s
         started = time.monotonic()
         chat = BoundChat(state, item, started + deadline_s)
-        task = asyncio.current_task()
-        assert task is not None
         self._watchdog.watch(task, started + deadline_s)
         try:
             outcome = await evaluate(item, chat)
@@ -372,23 +377,30 @@ class Engine:
         else:
             state.done += 1
             state.failing_streak = 0
-            return TestResult.from_outcome(item, shard.name, outcome, **_timing(chat, started))
+            return TestResult.from_outcome(
+                item,
+                shard.name,
+                outcome,
+                execution_time_s=round(time.monotonic() - started, 6),
+                requests=chat.requests,
+                retries=chat.retries,
+                finished_at=round(time.time(), 3),
+            )
         finally:
             self._watchdog.forget(task)
         state.infra_errors += 1
         log.info(
             "test_infra_error", model=shard.model, shard=shard.name, item=item.id, reason=reason
         )
-        return TestResult.infra_error(item, shard.name, reason, **_timing(chat, started))
-
-
-def _timing(chat: BoundChat, started: float) -> dict[str, Any]:
-    return {
-        "execution_time_s": round(time.monotonic() - started, 6),
-        "requests": chat.requests,
-        "retries": chat.retries,
-        "finished_at": round(time.time(), 3),
-    }
+        return TestResult.infra_error(
+            item,
+            shard.name,
+            reason,
+            execution_time_s=round(time.monotonic() - started, 6),
+            requests=chat.requests,
+            retries=chat.retries,
+            finished_at=round(time.time(), 3),
+        )
 
 
 async def _discard(result: TestResult) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,9 +37,6 @@ FsyncPolicy = Literal["batch", "always", "never"]
 log = structlog.get_logger("ultra_async.results.aggregator")
 
 _T = TypeVar("_T")
-_STOP: Any = object()
-#: results handled per turn of the consumer before it yields to the event loop
-_CHUNK = 64
 
 
 class Aggregator:
@@ -87,7 +85,10 @@ class Aggregator:
         self._written_once = False
         self._journal: Journal | None = None
         self._document: DatabaseDocument | None = None
-        self._queue: asyncio.Queue[TestResult] | None = None
+        #: results waiting for the consumer, and producers waiting for room (backpressure)
+        self._items: list[TestResult] = []
+        self._putters: deque[tuple[asyncio.Future[None], TestResult]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._write_again = False
@@ -121,7 +122,6 @@ class Aggregator:
             loading.add_done_callback(lambda _: self._release_journal())
             executor.shutdown(wait=False)
             raise
-        self._queue = asyncio.Queue(self._queue_size)
         self._consumer = asyncio.create_task(self._consume(), name="ultra_async_aggregator")
         return self
 
@@ -186,86 +186,115 @@ class Aggregator:
         )
 
     async def submit(self, result: TestResult) -> None:
-        """Hand one result to the aggregator; waits while the queue is full (backpressure)."""
-        queue, consumer = self._queue, self._consumer
-        if queue is None or consumer is None:
+        """Hand a result to the aggregator; waits while `queue_size` others wait (backpressure)."""
+        if self._consumer is None:
             raise RuntimeError("use the Aggregator inside `async with` before submitting")
-        self._raise_failure()
-        if self._closing and result is not _STOP:
+        if self._failure is not None:
+            self._raise_failure()
+        if self._closing:
             raise RuntimeError(
                 "the aggregator is closing; submit results before leaving `async with`"
             )
-        try:
-            queue.put_nowait(result)
+        items = self._items
+        if len(items) < self._queue_size and not self._putters:
+            items.append(result)
+            wakeup = self._wakeup
+            if wakeup is not None:
+                self._wakeup = None
+                wakeup.set_result(None)
             return
-        except asyncio.QueueFull:
-            pass
-        put = asyncio.ensure_future(queue.put(result))
+        # Full: wait until the consumer moves this result in (or fails).
+        admitted = asyncio.get_running_loop().create_future()
+        self._putters.append((admitted, result))
         try:
-            # Waiting on the consumer too: if it has failed, nothing will make room.
-            await asyncio.wait({put, consumer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not put.done():
-                put.cancel()
-        if put.done() and not put.cancelled():
-            return
-        self._raise_failure()
-        raise StorageError("the aggregator stopped before accepting the result")
+            await admitted
+        except asyncio.CancelledError:
+            if not admitted.done():
+                self._putters.remove((admitted, result))
+            raise
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
-            if isinstance(self._failure, StorageError):
-                raise self._failure
-            raise StorageError(f"the aggregator failed: {self._failure!r}") from self._failure
+            raise self._failure_error()
+
+    def _failure_error(self) -> StorageError:
+        assert self._failure is not None
+        if isinstance(self._failure, StorageError):
+            return self._failure
+        error = StorageError(f"the aggregator failed: {self._failure!r}")
+        error.__cause__ = self._failure
+        return error
 
     async def _consume(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+        # Each wake-up takes everything queued, so one journal append (one thread hand-off)
+        # covers all the results that arrived while the previous append was under way.
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                chunk = [await queue.get()]
-                while len(chunk) < _CHUNK and not queue.empty():
-                    chunk.append(queue.get_nowait())
-                stop = any(r is _STOP for r in chunk)
-                await self._absorb([r for r in chunk if r is not _STOP])
-                if stop:
-                    return
-                await asyncio.sleep(0)  # let producers and timers run between chunks
+                if not self._items:
+                    if self._closing:
+                        return
+                    self._wakeup = wakeup = loop.create_future()
+                    try:
+                        await wakeup
+                    finally:
+                        self._wakeup = None
+                    continue
+                batch, self._items = self._items, []
+                self._admit_waiting()
+                await self._absorb(batch)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             self._failure = exc
             log.error("aggregator_failed", error=str(exc))
+            error = self._failure_error()
+            while self._putters:
+                admitted, _ = self._putters.popleft()
+                if not admitted.done():
+                    admitted.set_exception(error)
 
-    async def _absorb(self, chunk: list[TestResult]) -> None:
+    def _admit_waiting(self) -> None:
+        """Move results of producers blocked on a full queue in, in their order."""
+        putters, items = self._putters, self._items
+        while putters and len(items) < self._queue_size:
+            admitted, result = putters.popleft()
+            if not admitted.done():  # a cancelled producer's result is not taken
+                items.append(result)
+                admitted.set_result(None)
+
+    async def _absorb(self, batch: list[TestResult]) -> None:
         tree, accepted, lines = self._tree, [], []
         completed_here: set[str] = set()
-        for result in chunk:
-            self._counts["received"] += 1
+        invalid = duplicates = 0
+        for result in batch:
             problem = invalid_reason(result)
             if problem is not None:
                 # Never journal what cannot be counted: it would break every later rebuild.
-                self._counts["invalid"] += 1
+                invalid += 1
                 log.error("result_invalid", item=str(result.item_id), reason=problem)
                 continue
-            if tree.is_done(result.item_id) or result.item_id in completed_here:
-                self._counts["duplicates"] += 1
-                log.warning("result_duplicate", item=result.item_id, shard=result.shard)
+            item_id = result.item_id
+            if item_id in completed_here or tree.is_done(item_id):
+                duplicates += 1
+                log.warning("result_duplicate", item=item_id, shard=result.shard)
                 continue
-            if not result.is_infra_error:
-                completed_here.add(result.item_id)
+            if result.outcome == "completed":
+                completed_here.add(item_id)
             normal = tree.normalize(result)
             accepted.append(normal)
             lines.append(_journal_line(normal, result.model))
+        counts = self._counts
+        counts["received"] += len(batch)
+        counts["invalid"] += invalid
+        counts["duplicates"] += duplicates
         if not accepted:
             return
         # The journal first: the database never counts a result the journal does not hold.
         # The append runs in a thread because a busy disk can block even a small write.
         await self._in_thread(self._append, b"".join(lines))
-        self._counts["journaled"] += len(accepted)
-        for result in accepted:
-            if tree.add_result(result) == "infra_error":
-                self._counts["infra_errors"] += 1
+        counts["journaled"] += len(accepted)
+        counts["infra_errors"] += tree.add_results(accepted).count("infra_error")
         self._pending += len(accepted)
         if self._pending >= self.buffer_size:
             self._request_write()
@@ -358,17 +387,14 @@ class Aggregator:
         try:
             consumer = self._consumer
             if consumer is not None and not consumer.done():
+                # The consumer takes what is queued (and what blocked producers hand over),
+                # then returns once nothing is left.
                 self._closing = True
-                with contextlib.suppress(StorageError):
-                    await self.submit(_STOP)
+                wakeup = self._wakeup
+                if wakeup is not None:
+                    self._wakeup = None
+                    wakeup.set_result(None)
                 await asyncio.wait({consumer})
-                assert self._queue is not None
-                if self._failure is None and not self._queue.empty():
-                    # Producers that were blocked on a full queue got in after the marker.
-                    leftover = []
-                    while not self._queue.empty():
-                        leftover.append(self._queue.get_nowait())
-                    await self._absorb([r for r in leftover if r is not _STOP])
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -382,7 +408,7 @@ class Aggregator:
             self._release_journal()
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
-        lost = self._queue.qsize() if self._queue is not None else 0
+        lost = len(self._items) + len(self._putters)
         log.info("aggregator_closed", **self.counts, unrecorded=lost)
         self._raise_failure()
         if self._write_error is not None:

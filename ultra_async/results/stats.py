@@ -9,7 +9,7 @@ the sum of its children. Means are computed from these sums only when a node is 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import add
 from typing import Any
@@ -228,6 +228,8 @@ class StatsTree:
         self._imports: dict[tuple[str, str], dict[str, Any]] = {}
         self._changed: set[NodePath] = {()}
         self._added: list[NodePath] = [()]
+        #: while `add_results` runs: each leaf's summed delta, applied once at the end
+        self._batch: dict[NodePath, Frozen] | None = None
 
     def normalize(self, result: TestResult) -> TestResult:
         """The result with its real model name (the same object when it is already real)."""
@@ -264,6 +266,17 @@ class StatsTree:
         self._items[result.item_id] = (True, cell)
         self._apply(cell, completed_delta(result))
         return "completed"
+
+    def add_results(self, results: Iterable[TestResult]) -> list[str]:
+        """`add_result` for each result in order; each touched leaf's path is updated once."""
+        batch: dict[NodePath, Frozen] = {}
+        self._batch = batch
+        try:
+            return [self.add_result(result) for result in results]
+        finally:
+            self._batch = None
+            for cell, delta in batch.items():
+                self._apply(cell, delta)
 
     def add_imported(self, record: Mapping[str, Any]) -> None:
         """Add one leaf of statistics imported from an older database (a journal line)."""
@@ -315,6 +328,12 @@ class StatsTree:
         )
 
     def _apply(self, cell: NodePath, delta: Frozen) -> None:
+        batch = self._batch
+        if batch is not None:
+            # integer sums: adding a batch's deltas first gives exactly the same nodes
+            before = batch.get(cell)
+            batch[cell] = delta if before is None else tuple(map(add, before, delta))
+            return
         nodes, changed = self.nodes, self._changed
         for depth in range(LEAF_DEPTH + 1):
             path = cell[:depth]
