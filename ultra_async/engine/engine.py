@@ -58,6 +58,13 @@ class RunSummary:
     def finished(self) -> int:
         return self.completed + self.infra_errors
 
+    def count(self, result: TestResult) -> None:
+        """Count a result handed on to `on_result`."""
+        if result.outcome == "completed":
+            self.completed += 1
+        else:
+            self.infra_errors += 1
+
 
 class Engine:
     """Runs plans: one event loop, every shard at its own concurrency and request rate.
@@ -219,16 +226,9 @@ class Engine:
         summary = RunSummary(planned=plan.total)
         emit = on_result or _discard
 
-        async def deliver(result: TestResult) -> None:
-            if result.is_infra_error:
-                summary.infra_errors += 1
-            else:
-                summary.completed += 1
-            await emit(result)
-
         tasks = [
             asyncio.create_task(
-                self._worker(state, pools[state.shard.model], evaluate, deliver),
+                self._worker(state, pools[state.shard.model], evaluate, emit, summary),
                 name=f"worker:{state.shard.model}:{state.shard.name}:{i}",
             )
             for state in self._states
@@ -289,7 +289,12 @@ class Engine:
             await asyncio.gather(workers, stop, return_exceptions=True)
 
     async def _worker(
-        self, state: ShardState, pool: ModelPool, evaluate: Evaluate, deliver: OnResult
+        self,
+        state: ShardState,
+        pool: ModelPool,
+        evaluate: Evaluate,
+        emit: OnResult,
+        summary: RunSummary,
     ) -> None:
         slots = state.limits.tests
         task = asyncio.current_task()  # once: the watchdog cancels this task on a deadline
@@ -321,15 +326,15 @@ class Engine:
             if idle:
                 await pool.wait()
             elif result is not None:
-                await deliver(result)
+                summary.count(result)
+                await emit(result)
             if state.dead is not None and pool.all_dead:
                 # no shard of this model can run anything: record what is left, rerun retries it
                 while (left := pool.take(state)) is not None:
-                    await deliver(
-                        TestResult.infra_error(
-                            left, state.shard.name, f"no working shard left: {state.dead}"
-                        )
-                    )
+                    reason = f"no working shard left: {state.dead}"
+                    result = TestResult.infra_error(left, state.shard.name, reason)
+                    summary.count(result)
+                    await emit(result)
                 return
 
     async def _run_one(

@@ -229,7 +229,7 @@ class StatsTree:
         self._changed: set[NodePath] = {()}
         self._added: list[NodePath] = [()]
         #: while `add_results` runs: each leaf's summed delta, applied once at the end
-        self._batch: dict[NodePath, Frozen] | None = None
+        self._batch: dict[NodePath, list[Frozen]] | None = None
 
     def normalize(self, result: TestResult) -> TestResult:
         """The result with its real model name (the same object when it is already real)."""
@@ -269,14 +269,18 @@ class StatsTree:
 
     def add_results(self, results: Iterable[TestResult]) -> list[str]:
         """`add_result` for each result in order; each touched leaf's path is updated once."""
-        batch: dict[NodePath, Frozen] = {}
+        batch: dict[NodePath, list[Frozen]] = {}
         self._batch = batch
         try:
             return [self.add_result(result) for result in results]
         finally:
             self._batch = None
-            for cell, delta in batch.items():
-                self._apply(cell, delta)
+            for cell, deltas in batch.items():
+                # integer sums: a batch's deltas added first give exactly the same nodes
+                summed = (
+                    tuple(map(sum, zip(*deltas, strict=True))) if len(deltas) > 1 else deltas[0]
+                )
+                self._apply(cell, summed)
 
     def add_imported(self, record: Mapping[str, Any]) -> None:
         """Add one leaf of statistics imported from an older database (a journal line)."""
@@ -330,9 +334,7 @@ class StatsTree:
     def _apply(self, cell: NodePath, delta: Frozen) -> None:
         batch = self._batch
         if batch is not None:
-            # integer sums: adding a batch's deltas first gives exactly the same nodes
-            before = batch.get(cell)
-            batch[cell] = delta if before is None else tuple(map(add, before, delta))
+            batch.setdefault(cell, []).append(delta)
             return
         nodes, changed = self.nodes, self._changed
         for depth in range(LEAF_DEPTH + 1):
