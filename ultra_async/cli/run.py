@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from .._loop import run as run_loop
 from ..config import Settings
 from ..engine.engine import Engine
 from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -91,7 +91,7 @@ def run_command(args: argparse.Namespace) -> int:
             return contextlib.nullcontext()
         return live_progress(engine, plan, console=console)
 
-    report = asyncio.run(run_evaluation(options, handle_signals=True, progress=progress))
+    report = run_loop(run_evaluation(options, handle_signals=True, progress=progress))
     summary = report.summary
     if not args.quiet:
         console.print(shard_table(report))
