@@ -31,7 +31,7 @@ from ultra_async.sim import fake_secret
 
 REQUESTS = 5000
 CONCURRENCY = 256
-ROUNDS = 3
+ROUNDS = 5
 WORKFLOW_TESTS = 1000
 WORKFLOW_ROUNDS = 2
 #: one client run; a run that takes longer than this is a hang, not a measurement

@@ -4,8 +4,8 @@
         python -m benchmarks._overhead_client engine --base-url URL --key K --out DIR
     python -m benchmarks.flat_profile engine.txt [--top 25] [--within measure]
 
-Only samples taken inside the measured window (a stack through `measure`) or in another thread
-count, so start-up and imports are left out. `self` is the share of samples in the function
+Only samples of the event loop's thread inside the measured window (a stack through `measure`)
+count, so start-up and imports are left out (`--threads` adds the other threads). `self` is the share of samples in the function
 itself, `total` the share with the function anywhere on the stack (once per sample).
 """
 
@@ -27,7 +27,7 @@ def _name(frame: str) -> str:
     return f"{match['func']} ({match['file']})"
 
 
-def summarise(path: Path, within: str, top: int) -> str:
+def summarise(path: Path, within: str, top: int, threads: bool = False) -> str:
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
@@ -36,8 +36,10 @@ def summarise(path: Path, within: str, top: int) -> str:
         if not stack or not count.isdigit():
             continue
         frames = [_name(f) for f in stack.split(";")]
-        # the measured window, and the process's other threads (the aggregator's writers)
-        if not any(f.startswith((within + " ", "_bootstrap (threading.py)")) for f in frames):
+        # the measured window; with threads, the process's other threads too (the aggregator's
+        # writers: py-spy counts their fsync waits as active, so they are left out by default)
+        wanted = (within + " ", "_bootstrap (threading.py)") if threads else (within + " ",)
+        if not any(f.startswith(wanted) for f in frames):
             continue
         n = int(count)
         samples += n
@@ -61,8 +63,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("profile", type=Path)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--within", default="measure")
+    parser.add_argument("--threads", action="store_true", help="count other threads' samples too")
     args = parser.parse_args(argv)
-    print(summarise(args.profile, args.within, args.top))
+    print(summarise(args.profile, args.within, args.top, args.threads))
     return 0
 
 
