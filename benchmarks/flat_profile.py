@@ -5,8 +5,9 @@
     python -m benchmarks.flat_profile engine.txt [--top 25] [--within measure]
 
 Only samples of the event loop's thread inside the measured window (a stack through `measure`)
-count, so start-up and imports are left out (`--threads` adds the other threads). `self` is the share of samples in the function
-itself, `total` the share with the function anywhere on the stack (once per sample).
+count, so start-up and imports are left out (`--threads` adds the other threads). `self` is the
+share of samples in the function itself, `total` the share with the function anywhere on the
+stack (once per sample).
 """
 
 from __future__ import annotations
