@@ -153,7 +153,9 @@ async def run_evaluation(
                 try:
                     display = progress(engine, plan) if progress else contextlib.nullcontext()
                     async with display:
-                        summary = await engine.run(plan, evaluate, on_result=deliver)
+                        # without a callback of the caller's, no wrapper coroutine per result
+                        sink = deliver if on_result is not None else aggregator.submit
+                        summary = await engine.run(plan, evaluate, on_result=sink)
                 finally:
                     uninstall()
             sim_stats = sim.stats() if sim is not None else None
