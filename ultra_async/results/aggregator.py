@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +16,7 @@ import structlog
 from ..errors import DatabaseError, StorageError
 from ..naming import ModelNames
 from ..types import TestResult
+from ._intake import Intake
 from .export import DatabaseDocument
 from .stats import INFRA, SCHEMA_VERSION, TOTAL, Snapshot, StatsTree, invalid_reason
 from .storage import (
@@ -85,10 +85,7 @@ class Aggregator:
         self._written_once = False
         self._journal: Journal | None = None
         self._document: DatabaseDocument | None = None
-        #: results waiting for the consumer, and producers waiting for room (backpressure)
-        self._items: list[TestResult] = []
-        self._putters: deque[tuple[asyncio.Future[None], TestResult]] = deque()
-        self._wakeup: asyncio.Future[None] | None = None
+        self._intake: Intake[TestResult] | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._write_again = False
@@ -122,7 +119,10 @@ class Aggregator:
             loading.add_done_callback(lambda _: self._release_journal())
             executor.shutdown(wait=False)
             raise
-        self._consumer = asyncio.create_task(self._consume(), name="ultra_async_aggregator")
+        self._intake = Intake(self._queue_size)
+        self._consumer = asyncio.create_task(
+            self._consume(self._intake), name="ultra_async_aggregator"
+        )
         return self
 
     def _release_journal(self) -> None:
@@ -187,7 +187,8 @@ class Aggregator:
 
     async def submit(self, result: TestResult) -> None:
         """Hand a result to the aggregator; waits while `queue_size` others wait (backpressure)."""
-        if self._consumer is None:
+        intake = self._intake
+        if intake is None:
             raise RuntimeError("use the Aggregator inside `async with` before submitting")
         if self._failure is not None:
             self._raise_failure()
@@ -195,23 +196,8 @@ class Aggregator:
             raise RuntimeError(
                 "the aggregator is closing; submit results before leaving `async with`"
             )
-        items = self._items
-        if len(items) < self._queue_size and not self._putters:
-            items.append(result)
-            wakeup = self._wakeup
-            if wakeup is not None:
-                self._wakeup = None
-                wakeup.set_result(None)
-            return
-        # Full: wait until the consumer moves this result in (or fails).
-        admitted = asyncio.get_running_loop().create_future()
-        self._putters.append((admitted, result))
-        try:
-            await admitted
-        except asyncio.CancelledError:
-            if not admitted.done():
-                self._putters.remove((admitted, result))
-            raise
+        if not intake.put_nowait(result):
+            await intake.put(result)  # full: the consumer moves it in when it takes a batch
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -225,43 +211,21 @@ class Aggregator:
         error.__cause__ = self._failure
         return error
 
-    async def _consume(self) -> None:
+    async def _consume(self, intake: Intake[TestResult]) -> None:
         # Each wake-up takes everything queued, so one journal append (one thread hand-off)
         # covers all the results that arrived while the previous append was under way.
-        loop = asyncio.get_running_loop()
         try:
-            while True:
-                if not self._items:
-                    if self._closing:
-                        return
-                    self._wakeup = wakeup = loop.create_future()
-                    try:
-                        await wakeup
-                    finally:
-                        self._wakeup = None
-                    continue
-                batch, self._items = self._items, []
-                self._admit_waiting()
+            while batch := await intake.take_all():
                 await self._absorb(batch)
         except asyncio.CancelledError:
+            intake.refuse_waiting(
+                StorageError("the aggregator stopped before accepting the result")
+            )
             raise
         except BaseException as exc:
             self._failure = exc
             log.error("aggregator_failed", error=str(exc))
-            error = self._failure_error()
-            while self._putters:
-                admitted, _ = self._putters.popleft()
-                if not admitted.done():
-                    admitted.set_exception(error)
-
-    def _admit_waiting(self) -> None:
-        """Move results of producers blocked on a full queue in, in their order."""
-        putters, items = self._putters, self._items
-        while putters and len(items) < self._queue_size:
-            admitted, result = putters.popleft()
-            if not admitted.done():  # a cancelled producer's result is not taken
-                items.append(result)
-                admitted.set_result(None)
+            intake.refuse_waiting(self._failure_error())
 
     async def _absorb(self, batch: list[TestResult]) -> None:
         tree, accepted, lines = self._tree, [], []
@@ -390,10 +354,8 @@ class Aggregator:
                 # The consumer takes what is queued (and what blocked producers hand over),
                 # then returns once nothing is left.
                 self._closing = True
-                wakeup = self._wakeup
-                if wakeup is not None:
-                    self._wakeup = None
-                    wakeup.set_result(None)
+                assert self._intake is not None
+                self._intake.close()
                 await asyncio.wait({consumer})
             if self._timer is not None:
                 self._timer.cancel()
@@ -408,7 +370,7 @@ class Aggregator:
             self._release_journal()
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
-        lost = len(self._items) + len(self._putters)
+        lost = len(self._intake) if self._intake is not None else 0
         log.info("aggregator_closed", **self.counts, unrecorded=lost)
         self._raise_failure()
         if self._write_error is not None:
