@@ -22,7 +22,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# the overhead section also measures uvloop (ultra_async[fast]) when it can be installed
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[fast]' || echo "uvloop not installed: overhead skips it"
 	$(PY) -m benchmarks
 
 lint: $(STAMP)

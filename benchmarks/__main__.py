@@ -29,7 +29,7 @@ SECTIONS = {
 }
 #: section → [(field, comparison, target)]
 TARGETS: dict[str, list[tuple[str, str, float]]] = {
-    "overhead": [("ratio", ">=", 0.8)],
+    "overhead": [("cpu_ratio", "<=", 1.25), ("in_flight_ratio", ">=", 0.95)],
     "rate_fidelity": [("max_deviation_pct", "<=", 2.0), ("provoked_429", "<=", 0)],
     "overlap": [("efficiency", ">=", 0.95)],
     "makespan": [("ratio", "<=", 1.05), ("ratio_dead_deployment", "<=", 1.05)],

@@ -1,93 +1,176 @@
-"""Engine overhead: the engine vs a bare aiohttp loop against the same zero-latency server.
+"""Engine overhead: client CPU time per request, the engine vs a bare aiohttp loop.
 
-Both send one chat request per test with the same concurrency to a simulator in another
-process; the ratio engine_rps / bare_rps is the share of a bare loop's throughput the engine
-keeps with its limits, retry wrapper, work queues and result objects.
+Each client runs alone in its own process (`benchmarks/_overhead_client.py`) against the same
+minimal loopback server in another process (`benchmarks/_loopback.py`), which answers at once
+and is far faster than any client, so it is never the bottleneck. The headline is `cpu_ratio`:
+the engine's CPU milliseconds per request (aggregator and journal on) over the bare loop's.
+Throughput is kept beside it, and `in_flight_ratio` shows whether workers wait for the results
+writer: the median number of tests in flight with the journal on over that without it.
+The `workflow` part runs the workflow suite's real evaluate (multi-turn conversations, tool
+simulation, scoring) against the simulator in its own process and reports CPU per test.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
-from pydantic import SecretStr
 
-from benchmarks._common import providers_file, sim_process, single_model_providers
-from ultra_async.config import load_config
-from ultra_async.engine.engine import Engine
-from ultra_async.planner import Matrix, make_plan
+from benchmarks._common import ROOT, providers_file, sim_process, single_model_providers
 from ultra_async.sim import fake_secret
-from ultra_async.types import ChatFn, Outcome, WorkItem
 
-TESTS = 6000
-CONCURRENCY = 64
-ROUNDS = 3
-MESSAGES = [{"role": "user", "content": "ping"}]
-
-
-async def bare_loop(base_url: str, key: str, tests: int) -> float:
-    """Tests per second of a plain loop: one session, a semaphore, orjson."""
-    semaphore = asyncio.Semaphore(CONCURRENCY)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    url = base_url + "/chat/completions"
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one() -> None:
-            async with semaphore:
-                body = orjson.dumps({"model": "bench", "messages": MESSAGES})
-                async with session.post(url, data=body, headers=headers) as response:
-                    data = orjson.loads(await response.read())
-                    assert response.status == 200, data
-                    assert data["choices"][0]["message"]["content"]
-
-        started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(tests)))
-        return tests / (time.perf_counter() - started)
+REQUESTS = 5000
+CONCURRENCY = 256
+ROUNDS = 7
+WORKFLOW_TESTS = 1000
+WORKFLOW_ROUNDS = 2
+#: one client run; a run that takes longer than this is a hang, not a measurement
+CLIENT_TIMEOUT_S = 300
+FIGURES = ("cpu_ms_per_request", "cpu_ms_per_test", "rps", "wall_s", "user_s", "system_s")
 
 
-async def trivial_evaluate(item: WorkItem, chat: ChatFn) -> Outcome:
-    response = await chat(MESSAGES)
-    return Outcome(success_level="full_success", output_tokens=response.output_tokens)
+@contextlib.contextmanager
+def loopback_server(startup_timeout_s: float = 30) -> Iterator[str]:
+    """Start `benchmarks._loopback` in its own process; yields its OpenAI base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._loopback"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + startup_timeout_s
+        line = ""
+        while time.monotonic() < deadline and not line.startswith("listening on "):
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                raise RuntimeError(f"the loopback server exited with {proc.returncode}")
+        if not line.startswith("listening on "):
+            raise RuntimeError("the loopback server did not start in time")
+        yield line.split()[-1].strip() + "/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
-async def engine_loop(providers: Any, base_url: str, tests: int) -> tuple[float, int]:
-    config = load_config(providers)
-    plan = make_plan(config, Matrix(("bench",), instances=tests // 5))
-    keys = {"bench-0": SecretStr(fake_secret("bench-0"))}
-    async with Engine(config, keys=keys, base_urls={"sim": base_url}) as engine:
-        started = time.perf_counter()
-        summary = await engine.run(plan, trivial_evaluate)
-        elapsed = time.perf_counter() - started
-    assert summary.completed == plan.total, summary
-    return plan.total / elapsed, summary.requests
+def client(mode: str, base_url: str, key: str, out: Path, *extra: str) -> dict[str, Any]:
+    """One client process: its figures, parsed from the JSON line it prints."""
+    cmd = [sys.executable, "-m", "benchmarks._overhead_client", mode]
+    cmd += ["--base-url", base_url, "--key", key, "--out", str(out), *extra]
+    env = {k: v for k, v in os.environ.items() if k != "ULTRA_ASYNC_LOOP"}
+    done = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S, env=env
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} client failed ({done.returncode}): {done.stderr[-2000:]}")
+    data: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return data
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in FIGURES}
+    out = {k: round(v, 4) for k, v in out.items()}
+    if "in_flight_median" in runs[0]:
+        out["in_flight_median"] = statistics.median(r["in_flight_median"] for r in runs)
+    out["runs_cpu_ms_per_request"] = [r["cpu_ms_per_request"] for r in runs]
+    return out
 
 
 def run() -> dict[str, Any]:
-    # a bucket far above what the server can serve: the limiter is on the path, never the cap
-    text = single_model_providers(workers=CONCURRENCY, qps=1_000_000, burst=1000)
-    with (
-        providers_file(text) as providers,
-        sim_process(providers, "--simple", "--no-limits") as sim,
-    ):
-        key = fake_secret("bench-0")
-        asyncio.run(bare_loop(sim.openai_base_url, key, 500))  # warm up both sides
-        bare, engine = [], []
-        for _ in range(ROUNDS):  # interleaved, so drift on a shared machine hits both
-            bare.append(asyncio.run(bare_loop(sim.openai_base_url, key, TESTS)))
-            rps, _ = asyncio.run(engine_loop(providers, sim.openai_base_url, TESTS))
-            engine.append(rps)
-    bare_rps, engine_rps = max(bare), max(engine)
-    return {
-        "tests": TESTS,
+    has_uvloop = importlib.util.find_spec("uvloop") is not None
+    # (label, client mode, extra arguments); every label runs once per round, interleaved
+    variants = [
+        ("bare", "bare", ()),
+        ("engine", "engine", ()),
+        ("engine_no_journal", "engine_no_journal", ()),
+    ]
+    if has_uvloop:
+        uv = ("--uvloop",)
+        variants += [("bare_uvloop", "bare", uv), ("engine_uvloop", "engine", uv)]
+    size = ("--requests", str(REQUESTS), "--concurrency", str(CONCURRENCY))
+    key = "sk-loopback-bench"
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in variants}
+    with tempfile.TemporaryDirectory(prefix="ua-overhead-") as tmp, loopback_server() as url:
+        client("bare", url, key, Path(tmp, "warm"), "--requests", "500")
+        for r in range(ROUNDS):
+            for label, mode, extra in variants:
+                runs[label].append(client(mode, url, key, Path(tmp, f"{label}-{r}"), *size, *extra))
+        workflow = _workflow(Path(tmp))
+    fig = {label: medians(rs) for label, rs in runs.items()}
+    bare, engine, alone = fig["bare"], fig["engine"], fig["engine_no_journal"]
+    result: dict[str, Any] = {
+        "requests": REQUESTS,
         "concurrency": CONCURRENCY,
-        "bare_rps": round(bare_rps, 1),
-        "engine_rps": round(engine_rps, 1),
-        "ratio": round(engine_rps / bare_rps, 3),
-        "rounds": {"bare": [round(x, 1) for x in bare], "engine": [round(x, 1) for x in engine]},
+        "rounds": ROUNDS,
+        "cpu_ms_per_request_bare": bare["cpu_ms_per_request"],
+        "cpu_ms_per_request_engine": engine["cpu_ms_per_request"],
+        "cpu_ms_per_request_engine_no_journal": alone["cpu_ms_per_request"],
+        "cpu_ratio": round(engine["cpu_ms_per_request"] / bare["cpu_ms_per_request"], 3),
+        # each round's engine run over the bare run just before it: the spread shows the noise
+        "cpu_ratio_per_round": [
+            round(e["cpu_ms_per_request"] / b["cpu_ms_per_request"], 3)
+            for b, e in zip(runs["bare"], runs["engine"], strict=True)
+        ],
+        "cpu_ratio_no_journal": round(alone["cpu_ms_per_request"] / bare["cpu_ms_per_request"], 3),
+        "rps_bare": bare["rps"],
+        "rps_engine": engine["rps"],
+        "rps_engine_no_journal": alone["rps"],
+        "throughput_ratio": round(engine["rps"] / bare["rps"], 3),
+        "in_flight_median_journal": engine["in_flight_median"],
+        "in_flight_median_no_journal": alone["in_flight_median"],
+        "in_flight_ratio": round(engine["in_flight_median"] / alone["in_flight_median"], 3),
+    }
+    if has_uvloop:
+        ub, ue = fig["bare_uvloop"], fig["engine_uvloop"]
+        result["uvloop"] = {
+            "cpu_ms_per_request_bare": ub["cpu_ms_per_request"],
+            "cpu_ms_per_request_engine": ue["cpu_ms_per_request"],
+            "cpu_ratio": round(ue["cpu_ms_per_request"] / ub["cpu_ms_per_request"], 3),
+            "engine_cpu_gain": round(
+                1 - ue["cpu_ms_per_request"] / engine["cpu_ms_per_request"], 3
+            ),
+            "rps_engine": ue["rps"],
+        }
+    else:
+        result["uvloop"] = "not installed (pip install 'ultra_async[fast]')"
+    result["workflow"] = workflow
+    result["clients"] = fig
+    return result
+
+
+def _workflow(tmp: Path) -> dict[str, Any]:
+    """The workflow suite's evaluate against the simulator (no limits, 0 ms): CPU per test."""
+    text = single_model_providers(workers=CONCURRENCY, qps=1_000_000, burst=1000)
+    key = fake_secret("bench-0")
+    size = ("--requests", str(WORKFLOW_TESTS), "--concurrency", str(CONCURRENCY))
+    runs = []
+    with providers_file(text) as providers, sim_process(providers, "--no-limits") as sim:
+        for r in range(WORKFLOW_ROUNDS):
+            out = tmp / f"workflow-{r}"
+            runs.append(client("workflow", sim.openai_base_url, key, out, *size))
+    fig = medians(runs)
+    return {
+        "tests": runs[0]["tests"],
+        "requests_per_test": round(runs[0]["requests"] / runs[0]["tests"], 2),
+        "cpu_ms_per_test": fig["cpu_ms_per_test"],
+        "cpu_ms_per_request": fig["cpu_ms_per_request"],
+        "tests_per_s": round(fig["rps"] * runs[0]["tests"] / runs[0]["requests"], 1),
+        "in_flight_median": fig["in_flight_median"],
     }
 
 

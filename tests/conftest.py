@@ -39,6 +39,8 @@ def _no_real_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in list(os.environ):
         if var.startswith(("IDEALLAB_", "AZURE_", "ULTRA_ASYNC_")):
             monkeypatch.delenv(var, raising=False)
+    # the standard event loop even where uvloop (ultra_async[fast]) happens to be installed
+    monkeypatch.setenv("ULTRA_ASYNC_LOOP", "asyncio")
 
 
 @pytest.fixture(autouse=True)

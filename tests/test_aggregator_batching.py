@@ -184,3 +184,66 @@ async def test_backpressure_when_the_queue_is_full(
         gate.set()
         await blocked
     assert read_database(tmp_path / DATABASE_FILE)["overall_stats"]["total"] == 4
+
+
+def submit_without_waiting(agg: Aggregator, result: Any) -> None:
+    """Run `agg.submit(result)` to its end in one step; fails if it had to wait."""
+    coro = agg.submit(result)
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    coro.close()
+    raise AssertionError("submit waited although the queue had room")
+
+
+async def test_each_wake_up_takes_everything_queued_in_one_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    appends: list[int] = []
+    real_append = aggregator_module.Journal.append
+
+    def counting(self: Any, data: bytes) -> None:
+        appends.append(data.count(b"\n"))
+        real_append(self, data)
+
+    monkeypatch.setattr(aggregator_module.Journal, "append", counting)
+    results = list(stream(instances=40))[:500]  # far more than any fixed chunk
+    async with Aggregator(tmp_path, flush_interval_s=60) as agg:
+        for r in results:
+            submit_without_waiting(agg, r)
+        await until(lambda: agg.counts["journaled"] == len(results))
+    assert appends == [len(results)]  # one batch, one thread hand-off
+    assert journal_lines(tmp_path) == len(results)
+
+
+async def test_producers_never_wait_while_an_append_is_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate, entered = threading.Event(), threading.Event()
+    appends: list[int] = []
+    real_append = aggregator_module.Journal.append
+
+    def slow(self: Any, data: bytes) -> None:
+        appends.append(data.count(b"\n"))
+        entered.set()
+        gate.wait(5)
+        real_append(self, data)
+
+    monkeypatch.setattr(aggregator_module.Journal, "append", slow)
+    results = list(stream(instances=40))[:300]
+    async with Aggregator(tmp_path, flush_interval_s=60, queue_size=256) as agg:
+        submit_without_waiting(agg, results[0])
+        await until(entered.is_set)  # the first append is stuck in its thread
+        for r in results[1:257]:
+            submit_without_waiting(agg, r)  # up to queue_size wait without blocking anyone
+        blocked = asyncio.create_task(agg.submit(results[257]))
+        await asyncio.sleep(0.01)
+        assert not blocked.done()  # backpressure only beyond queue_size
+        gate.set()
+        await blocked
+        for r in results[258:]:
+            await agg.submit(r)
+        await until(lambda: agg.counts["journaled"] == len(results))
+    assert appends[:2] == [1, 256]  # what queued during the stuck append went in one batch
+    assert journal_lines(tmp_path) == len(results)

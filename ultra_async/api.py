@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr
 
+from ._loop import run as run_loop
 from .types import TestResult
 
 if TYPE_CHECKING:
@@ -27,9 +28,9 @@ T = TypeVar("T")
 def run_blocking(factory: Callable[[], Awaitable[T]]) -> T:
     """Run `factory()` to completion and return its result, from plain or notebook code.
 
-    Without a running loop this is `asyncio.run`. Inside one (a Jupyter cell), the coroutine
-    runs on a fresh loop in a worker thread, so the notebook's loop is neither blocked by a
-    nested run nor patched.
+    Without a running loop this is `asyncio.run` (on uvloop when `ultra_async[fast]` is
+    installed). Inside one (a Jupyter cell), the coroutine runs on a fresh loop in a worker
+    thread, so the notebook's loop is neither blocked by a nested run nor patched.
     """
 
     async def main() -> T:
@@ -38,9 +39,9 @@ def run_blocking(factory: Callable[[], Awaitable[T]]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(main())
+        return run_loop(main())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ultra_async") as pool:
-        return pool.submit(asyncio.run, main()).result()
+        return pool.submit(run_loop, main()).result()
 
 
 @dataclass(slots=True)

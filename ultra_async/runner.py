@@ -371,8 +371,10 @@ async def run_evaluation(
                         uninstall = _install_stop_signals(engine)
                     display = progress(engine, plan) if progress else contextlib.nullcontext()
                     async with display:
+                        # without a callback of the caller's, no wrapper coroutine per result
+                        sink = deliver if on_result is not None else aggregator.submit
                         summary = await engine.run(
-                            plan, run_one, on_result=deliver, check_outcome=suite.check_outcome
+                            plan, run_one, on_result=sink, check_outcome=suite.check_outcome
                         )
                 sim_stats = sim.stats() if sim is not None else None
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -225,25 +225,53 @@ class TestResult:
         return self.outcome != "infra_error"
 
     @classmethod
-    def from_outcome(cls, item: WorkItem, shard: str, outcome: Outcome, **extra: Any) -> TestResult:
-        return cls(
-            **_item_fields(item),
-            shard=shard,
-            outcome="completed",
-            success_level=outcome.success_level,
-            score=outcome.score,
-            metrics=dict(outcome.metrics),
-            error_category=outcome.error_category,
-            input_tokens=outcome.input_tokens,
-            output_tokens=outcome.output_tokens,
-            details=dict(outcome.details),
-            **extra,
-        )
+    def from_outcome(
+        cls,
+        item: WorkItem,
+        shard: str,
+        outcome: Outcome,
+        *,
+        execution_time_s: float = 0.0,
+        requests: int = 0,
+        retries: int = 0,
+        finished_at: float = 0.0,
+        cached_requests: int = 0,
+        **extra: Any,
+    ) -> TestResult:
+        # Positional, once per test: merging dicts into keyword arguments cost more than the
+        # rest of the engine's bookkeeping for a test.
+        o, case = outcome, item.case
+        result = cls(
+            item.id, item.model, case.id, item.instance, dict(case.labels), shard, "completed",
+            execution_time_s, requests, retries, None, finished_at, o.success_level, o.score,
+            dict(o.metrics), o.error_category, o.input_tokens, o.output_tokens, cached_requests,
+            0.0, item.digest, dict(o.details),
+        )  # fmt: skip
+        return replace(result, **extra) if extra else result
 
     @classmethod
-    def error(cls, kind: str, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
+    def error(
+        cls,
+        kind: str,
+        item: WorkItem,
+        shard: str,
+        reason: str,
+        *,
+        execution_time_s: float = 0.0,
+        requests: int = 0,
+        retries: int = 0,
+        finished_at: float = 0.0,
+        cached_requests: int = 0,
+        **extra: Any,
+    ) -> TestResult:
         """A record of a test that ended without a result (`infra_error`, `request_error`, ...)."""
-        return cls(**_item_fields(item), shard=shard, outcome=kind, reason=reason, **extra)
+        case = item.case
+        result = cls(
+            item.id, item.model, case.id, item.instance, dict(case.labels), shard, kind,
+            execution_time_s, requests, retries, reason, finished_at, "failure", None, {}, None,
+            0, 0, cached_requests, 0.0, item.digest, {},
+        )  # fmt: skip
+        return replace(result, **extra) if extra else result
 
     @classmethod
     def infra_error(cls, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
@@ -260,17 +288,6 @@ class TestResult:
     def to_record(self) -> dict[str, Any]:
         """A plain dict of every field (`details` is shared, not copied)."""
         return {name: getattr(self, name) for name in _RESULT_ORDER}
-
-
-def _item_fields(item: WorkItem) -> dict[str, Any]:
-    return {
-        "item_id": item.id,
-        "model": item.model,
-        "case_id": item.case.id,
-        "instance": item.instance,
-        "labels": dict(item.case.labels),
-        "case_digest": item.digest,
-    }
 
 
 #: field names, computed once: dataclasses.asdict deep-copies and is the slowest part of a result

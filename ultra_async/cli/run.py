@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from .._loop import run as run_loop
 from ..config import Settings, load_config
 from ..engine.engine import Engine
 from ..errors import ConfigError
@@ -119,7 +120,7 @@ def run_command(args: argparse.Namespace) -> int:
         return live_progress(engine, plan, console=console)
 
     try:
-        report = asyncio.run(
+        report = run_loop(
             run_evaluation(
                 options, config=config, handle_signals=True, progress=progress, prepared=prepared
             )

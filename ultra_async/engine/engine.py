@@ -28,7 +28,7 @@ from ..types import Evaluate, Outcome, TestResult, WorkItem
 from .chat import BoundChat
 from .client import ChatClient, client_timeout
 from .limits import KeyLimits, ShardLimits
-from .recording import Recorder, Recording
+from .recording import Recording
 from .retry import Retrier
 from .shards import ModelPool, ShardState
 from .watchdog import Watchdog
@@ -68,6 +68,21 @@ class RunSummary:
     @property
     def finished(self) -> int:
         return self.completed + self.infra_errors + self.request_errors + self.evaluate_errors
+
+    def count(self, result: TestResult) -> None:
+        """Count a result handed on to `on_result` (and why a test ended without one)."""
+        kind = result.outcome
+        if kind == "completed":
+            self.completed += 1
+            return
+        if kind == "infra_error":
+            self.infra_errors += 1
+        elif kind == "request_error":
+            self.request_errors += 1
+        else:
+            self.evaluate_errors += 1
+        key = f"{kind}: {result.reason}"
+        self.error_reasons[key] = self.error_reasons.get(key, 0) + 1
 
 
 class Engine:
@@ -134,6 +149,11 @@ class Engine:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        """Tests running now, over every shard."""
+        return sum(state.in_flight for state in self._states)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Live per-shard counters (for progress displays)."""
@@ -245,26 +265,9 @@ class Engine:
         summary = RunSummary(planned=plan.total)
         emit = on_result or _discard
 
-        reasons = summary.error_reasons
-
-        async def deliver(result: TestResult) -> None:
-            kind = result.outcome
-            if kind == "completed":
-                summary.completed += 1
-            else:
-                if kind == "infra_error":
-                    summary.infra_errors += 1
-                elif kind == "request_error":
-                    summary.request_errors += 1
-                else:
-                    summary.evaluate_errors += 1
-                key = f"{kind}: {result.reason}"
-                reasons[key] = reasons.get(key, 0) + 1
-            await emit(result)
-
         tasks = [
             asyncio.create_task(
-                self._worker(state, pools[state.shard.model], evaluate, deliver),
+                self._worker(state, pools[state.shard.model], evaluate, emit, summary),
                 name=f"worker:{state.shard.model}:{state.shard.name}:{i}",
             )
             for state in self._states
@@ -328,9 +331,16 @@ class Engine:
             await asyncio.gather(workers, stop, return_exceptions=True)
 
     async def _worker(
-        self, state: ShardState, pool: ModelPool, evaluate: Evaluate, deliver: OnResult
+        self,
+        state: ShardState,
+        pool: ModelPool,
+        evaluate: Evaluate,
+        emit: OnResult,
+        summary: RunSummary,
     ) -> None:
         slots = state.limits.tests
+        task = asyncio.current_task()  # once: the watchdog cancels this task on a deadline
+        assert task is not None
         while not self._stop.is_set() and state.dead is None:
             result: TestResult | None = None
             idle = False
@@ -348,7 +358,7 @@ class Engine:
                     pool.in_flight += 1
                     state.in_flight += 1
                     try:
-                        result = await self._run_one(state, pool, item, evaluate)
+                        result = await self._run_one(state, pool, item, evaluate, task)
                     finally:
                         pool.in_flight -= 1
                         state.in_flight -= 1
@@ -358,19 +368,24 @@ class Engine:
             if idle:
                 await pool.wait()
             elif result is not None:
-                await deliver(result)
+                summary.count(result)
+                await emit(result)
             if state.dead is not None and pool.all_dead:
                 # no shard of this model can run anything: record what is left, rerun retries it
                 while (left := pool.take(state)) is not None:
-                    await deliver(
-                        TestResult.infra_error(
-                            left, state.shard.name, f"no working shard left: {state.dead}"
-                        )
-                    )
+                    reason = f"no working shard left: {state.dead}"
+                    result = TestResult.infra_error(left, state.shard.name, reason)
+                    summary.count(result)
+                    await emit(result)
                 return
 
     async def _run_one(
-        self, state: ShardState, pool: ModelPool, item: WorkItem, evaluate: Evaluate
+        self,
+        state: ShardState,
+        pool: ModelPool,
+        item: WorkItem,
+        evaluate: Evaluate,
+        task: asyncio.Task[Any],
     ) -> TestResult | None:
         """Run one test; None when the shard died under it and the item went back to the pool."""
         shard = state.shard
@@ -380,8 +395,6 @@ class Engine:
         recorder = chat.recorder = (
             self._recording.recorder(chat, state) if self._recording is not None else None
         )
-        task = asyncio.current_task()
-        assert task is not None
         self._watchdog.watch(task, started + deadline_s)
         kind = "infra_error"
         try:
@@ -420,8 +433,16 @@ class Engine:
             if problem is None:
                 state.done += 1
                 state.failing_streak = 0
-                timing = _timing(chat, recorder, started)
-                result = TestResult.from_outcome(item, shard.name, outcome, **timing)
+                result = TestResult.from_outcome(
+                    item,
+                    shard.name,
+                    outcome,
+                    execution_time_s=round(time.monotonic() - started, 6),
+                    requests=chat.requests,
+                    retries=chat.retries,
+                    finished_at=round(time.time(), 3),
+                    cached_requests=recorder.cached if recorder is not None else 0,
+                )
                 if not outcome.input_tokens and not outcome.output_tokens:
                     result.input_tokens, result.output_tokens = chat.tokens()
                 return recorder.finish(result) if recorder is not None else result
@@ -437,8 +458,17 @@ class Engine:
             )
         else:
             state.evaluate_errors += 1
-        timing = _timing(chat, recorder, started)
-        result = TestResult.error(kind, item, shard.name, redact(reason), **timing)
+        result = TestResult.error(
+            kind,
+            item,
+            shard.name,
+            redact(reason),
+            execution_time_s=round(time.monotonic() - started, 6),
+            requests=chat.requests,
+            retries=chat.retries,
+            finished_at=round(time.time(), 3),
+            cached_requests=recorder.cached if recorder is not None else 0,
+        )
         return recorder.finish(result) if recorder is not None else result
 
     def _log_evaluate_failure(
@@ -466,16 +496,6 @@ def _where(error: BaseException) -> str:
         return "?"
     last = frames[-1]
     return f"{last.filename}:{last.lineno} in {last.name}"
-
-
-def _timing(chat: BoundChat, recorder: Recorder | None, started: float) -> dict[str, Any]:
-    return {
-        "execution_time_s": round(time.monotonic() - started, 6),
-        "requests": chat.requests,
-        "retries": chat.retries,
-        "cached_requests": recorder.cached if recorder is not None else 0,
-        "finished_at": round(time.time(), 3),
-    }
 
 
 async def _discard(result: TestResult) -> None:

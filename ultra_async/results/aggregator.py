@@ -17,6 +17,7 @@ from .._redact import redact_bytes
 from ..errors import DatabaseError, StorageError
 from ..naming import ModelNames
 from ..types import TestResult
+from ._intake import Intake
 from .export import DatabaseDocument
 from .layout import Layout
 from .replay import header_line, replay
@@ -40,9 +41,6 @@ FsyncPolicy = Literal["batch", "always", "never"]
 log = structlog.get_logger("ultra_async.results.aggregator")
 
 _T = TypeVar("_T")
-_STOP: Any = object()
-#: results handled per turn of the consumer before it yields to the event loop
-_CHUNK = 64
 
 
 class Aggregator:
@@ -99,7 +97,7 @@ class Aggregator:
         self._written_once = False
         self._journal: Journal | None = None
         self._document: DatabaseDocument | None = None
-        self._queue: asyncio.Queue[TestResult] | None = None
+        self._intake: Intake[TestResult] | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._write_again = False
@@ -155,8 +153,10 @@ class Aggregator:
             loading.add_done_callback(lambda _: self._release_journal())
             executor.shutdown(wait=False)
             raise
-        self._queue = asyncio.Queue(self._queue_size)
-        self._consumer = asyncio.create_task(self._consume(), name="ultra_async_aggregator")
+        self._intake = Intake(self._queue_size)
+        self._consumer = asyncio.create_task(
+            self._consume(self._intake), name="ultra_async_aggregator"
+        )
         return self
 
     def _release_journal(self) -> None:
@@ -220,72 +220,62 @@ class Aggregator:
         )
 
     async def submit(self, result: TestResult) -> None:
-        """Hand one result to the aggregator; waits while the queue is full (backpressure)."""
-        queue, consumer = self._queue, self._consumer
-        if queue is None or consumer is None:
+        """Hand a result to the aggregator; waits while `queue_size` others wait (backpressure)."""
+        intake = self._intake
+        if intake is None:
             raise RuntimeError("use the Aggregator inside `async with` before submitting")
-        self._raise_failure()
-        if self._closing and result is not _STOP:
+        if self._failure is not None:
+            self._raise_failure()
+        if self._closing:
             raise RuntimeError(
                 "the aggregator is closing; submit results before leaving `async with`"
             )
-        try:
-            queue.put_nowait(result)
-            return
-        except asyncio.QueueFull:
-            pass
-        put = asyncio.ensure_future(queue.put(result))
-        try:
-            # Waiting on the consumer too: if it has failed, nothing will make room.
-            await asyncio.wait({put, consumer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not put.done():
-                put.cancel()
-        if put.done() and not put.cancelled():
-            return
-        self._raise_failure()
-        raise StorageError("the aggregator stopped before accepting the result")
+        if not intake.put_nowait(result):
+            await intake.put(result)  # full: the consumer moves it in when it takes a batch
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
-            if isinstance(self._failure, StorageError):
-                raise self._failure
-            raise StorageError(f"the aggregator failed: {self._failure!r}") from self._failure
+            raise self._failure_error()
 
-    async def _consume(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+    def _failure_error(self) -> StorageError:
+        assert self._failure is not None
+        if isinstance(self._failure, StorageError):
+            return self._failure
+        error = StorageError(f"the aggregator failed: {self._failure!r}")
+        error.__cause__ = self._failure
+        return error
+
+    async def _consume(self, intake: Intake[TestResult]) -> None:
+        # Each wake-up takes everything queued, so one journal append (one thread hand-off)
+        # covers all the results that arrived while the previous append was under way.
         try:
-            while True:
-                chunk = [await queue.get()]
-                while len(chunk) < _CHUNK and not queue.empty():
-                    chunk.append(queue.get_nowait())
-                stop = any(r is _STOP for r in chunk)
-                await self._absorb([r for r in chunk if r is not _STOP])
-                if stop:
-                    return
-                await asyncio.sleep(0)  # let producers and timers run between chunks
+            while batch := await intake.take_all():
+                await self._absorb(batch)
         except asyncio.CancelledError:
+            intake.refuse_waiting(
+                StorageError("the aggregator stopped before accepting the result")
+            )
             raise
         except BaseException as exc:
             self._failure = exc
             log.error("aggregator_failed", error=str(exc))
+            intake.refuse_waiting(self._failure_error())
 
-    async def _absorb(self, chunk: list[TestResult]) -> None:
+    async def _absorb(self, batch: list[TestResult]) -> None:
         tree, accepted, lines, originals = self._tree, [], [], []
         layout = tree.layout
         final_here: set[str] = set()
-        for result in chunk:
-            self._counts["received"] += 1
+        invalid = duplicates = 0
+        for result in batch:
             problem = invalid_reason(result, layout)
             if problem is not None:
                 # Never journal what cannot be counted: it would break every later rebuild.
-                self._counts["invalid"] += 1
+                invalid += 1
                 log.error("result_invalid", item=str(result.item_id), reason=problem)
                 continue
             item_id = result.item_id
             if item_id in final_here or (tree.is_done(item_id) and not tree.replaces(result)):
-                self._counts["duplicates"] += 1
+                duplicates += 1
                 log.warning("result_duplicate", item=item_id, shard=result.shard)
                 continue
             if result.is_final:
@@ -295,15 +285,18 @@ class Aggregator:
             originals.append(result)
             # the last guard: no text in the journal holds 8 characters of a key
             lines.append(redact_bytes(_journal_line(normal, result.model)))
+        counts = self._counts
+        counts["received"] += len(batch)
+        counts["invalid"] += invalid
+        counts["duplicates"] += duplicates
         if not accepted:
             return
         # The journal first: the database never counts a result the journal does not hold.
         # The append runs in a thread because a busy disk can block even a small write.
         await self._in_thread(self._append, b"".join(lines), originals)
-        self._counts["journaled"] += len(accepted)
-        counts = self._counts
-        for result in accepted:
-            counted = _COUNTED_AS.get(tree.add_result(result))
+        counts["journaled"] += len(accepted)
+        for kind in tree.add_results(accepted):
+            counted = _COUNTED_AS.get(kind)
             if counted is not None:
                 counts[counted] += 1
         self._pending += len(accepted)
@@ -400,17 +393,12 @@ class Aggregator:
         try:
             consumer = self._consumer
             if consumer is not None and not consumer.done():
+                # The consumer takes what is queued (and what blocked producers hand over),
+                # then returns once nothing is left.
                 self._closing = True
-                with contextlib.suppress(StorageError):
-                    await self.submit(_STOP)
+                assert self._intake is not None
+                self._intake.close()
                 await asyncio.wait({consumer})
-                assert self._queue is not None
-                if self._failure is None and not self._queue.empty():
-                    # Producers that were blocked on a full queue got in after the marker.
-                    leftover = []
-                    while not self._queue.empty():
-                        leftover.append(self._queue.get_nowait())
-                    await self._absorb([r for r in leftover if r is not _STOP])
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -424,7 +412,7 @@ class Aggregator:
             self._release_journal()
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
-        lost = self._queue.qsize() if self._queue is not None else 0
+        lost = len(self._intake) if self._intake is not None else 0
         log.info("aggregator_closed", **self.counts, unrecorded=lost)
         self._raise_failure()
         if self._write_error is not None:

@@ -10,7 +10,7 @@ only when a node is rendered.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import zip_longest
 from operator import add
@@ -270,6 +270,8 @@ class StatsTree:
         self._imports: dict[tuple[str, str], dict[str, Any]] = {}
         self._changed: set[NodePath] = {()}
         self._added: list[NodePath] = [()]
+        #: while `add_results` runs: each leaf's summed delta, applied once at the end
+        self._batch: dict[NodePath, list[Frozen]] | None = None
 
     def normalize(self, result: TestResult) -> TestResult:
         """The result with its real model name (the same object when it is already real)."""
@@ -345,6 +347,21 @@ class StatsTree:
             self._kept[result.item_id] = result
         self._apply(cell, result_delta(result, self.layout))
 
+    def add_results(self, results: Iterable[TestResult]) -> list[str]:
+        """`add_result` for each result in order; each touched leaf's path is updated once."""
+        batch: dict[NodePath, list[Frozen]] = {}
+        self._batch = batch
+        try:
+            return [self.add_result(result) for result in results]
+        finally:
+            self._batch = None
+            for cell, deltas in batch.items():
+                # integer sums: a batch's deltas added first give exactly the same nodes
+                summed = deltas[0]
+                for delta in deltas[1:]:
+                    summed = _add(summed, delta)
+                self._apply(cell, summed)
+
     def add_imported(self, record: Mapping[str, Any]) -> None:
         """Add one leaf of statistics imported from an older database (a journal line)."""
         path = record.get("path")
@@ -390,6 +407,10 @@ class StatsTree:
         return (result.model, *(labels[d] for d in self.layout.dimensions))
 
     def _apply(self, cell: NodePath, delta: Frozen) -> None:
+        batch = self._batch
+        if batch is not None:
+            batch.setdefault(cell, []).append(delta)
+            return
         nodes, changed = self.nodes, self._changed
         for depth in range(len(cell) + 1):
             path = cell[:depth]
