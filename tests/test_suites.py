@@ -240,3 +240,18 @@ async def test_keys_and_base_urls_from_a_script_reach_a_server(
     with pytest.raises(ua.ConfigError, match="keys= names nope"):
         await ua.arun(suite(questions(1)), models=MODELS, out=tmp_path, providers=providers,
                       keys={"nope": "x"}, progress=False)  # fmt: skip
+
+
+def test_limit_and_sample_make_a_seeded_smoke_run(tmp_path: Path, providers: Path) -> None:
+    from ultra_async._prepare import select_cases
+
+    cases = questions(40)
+    half = select_cases(cases, None, 0.5, seed=1)
+    assert 10 < len(half) < 30
+    assert select_cases(list(reversed(cases)), None, 0.5, seed=1) == list(reversed(half))
+    assert select_cases(cases, None, 0.5, seed=2) != half
+    assert select_cases(cases, 3, 0.5, seed=1) == half[:3]
+    report = run(suite(cases), tmp_path, providers, limit=3, sample=0.5, seed=1)
+    assert report.planned == 3 * 2
+    with pytest.raises(ua.PlanError, match="fraction"):
+        select_cases(cases, None, 1.5, seed=1)

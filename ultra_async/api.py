@@ -108,6 +108,8 @@ async def arun(
     *,
     models: str | Iterable[str] = "all",
     instances: int = 1,
+    limit: int | None = None,
+    sample: float | None = None,
     simulate: bool = False,
     out: str | Path = "results",
     providers: str | Path | None = None,
@@ -131,7 +133,8 @@ async def arun(
     """Run (or resume) an evaluation of `suite` and return its RunReport.
 
     Without a suite, the built-in workflow benchmark runs over `prompt_types`, `rates`,
-    `difficulties` and `task_types`. `keys` gives secrets by key name and `base_urls` base
+    `difficulties` and `task_types`. `limit` and `sample` make a smoke run of a part of the
+    cases (a seeded fraction, then at most `limit`). `keys` gives secrets by key name and `base_urls` base
     URLs by provider name, so a script needs no environment variables. `simulate=True` runs
     against the embedded simulator (the suite's `simulate` gives the replies). `progress`
     shows a live display (default: in a terminal or a notebook). `transcripts` (all, failures,
@@ -154,6 +157,8 @@ async def arun(
         difficulties=difficulties,
         task_types=task_types,
         instances=instances,
+        limit=limit,
+        sample=sample,
         simulate=simulate,
         seed=seed,
         out=Path(out),

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import signal
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,17 +16,27 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
+from ._prepare import Prepared, plan_only, prepare, suite_of
+from ._simulated import simulator, suite_responder
 from .config import Config, load_config
 from .engine.engine import Engine, RunSummary
 from .engine.recording import open_recording
-from .errors import ConfigError, PlanError
-from .planner import Matrix, Plan, build_matrix, make_plan, model_names
+from .planner import Plan, make_plan, model_names
 from .results.aggregator import Aggregator
-from .results.cache import CACHE_MODES
 from .results.layout import suite_layout
-from .results.transcripts import TRANSCRIPT_MODES, set_aside_transcripts
-from .suites.suite import Responder, Suite
+from .results.transcripts import set_aside_transcripts
+from .suites.suite import Suite
 from .types import ChatFn, Outcome, TestResult, WorkItem
+
+__all__ = [
+    "Prepared",
+    "RunOptions",
+    "RunReport",
+    "plan_only",
+    "prepare",
+    "run_evaluation",
+    "suite_of",
+]
 
 log = structlog.get_logger("ultra_async.runner")
 
@@ -61,6 +70,10 @@ class RunOptions:
     retry_errors: bool = False
     #: rerun tests whose case (labels or data) changed since they were journaled
     rerun_changed: bool = False
+    #: a smoke run: at most this many cases (after `sample`), in the suite's order
+    limit: int | None = None
+    #: a smoke run: this fraction of the cases, chosen by a digest of case id and seed
+    sample: float | None = None
     #: simulator knobs (only with simulate=True)
     sim_latency_ms: float | None = None
     #: conversations kept: all, failures (not a completed full success) or none
@@ -86,76 +99,6 @@ class RunReport:
     changed: list[str] = field(default_factory=list)
     sim_stats: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def suite_of(options: RunOptions) -> Suite:
-    """The suite a run evaluates: the one given, or the workflow benchmark over the matrix."""
-    if options.suite is not None:
-        if not isinstance(options.suite, Suite):
-            raise PlanError(f"suite must be a Suite, not {type(options.suite).__name__}")
-        return options.suite
-    from .suites.workflow.suite import workflow_suite
-
-    return workflow_suite(
-        prompt_types=options.prompt_types,
-        rates=options.rates,
-        difficulties=options.difficulties,
-        task_types=options.task_types,
-        seed=options.seed,
-    )
-
-
-def case_responder(suite: Suite, plan: Plan, run_seed: int) -> Responder:
-    """The simulator's replies for a suite with `simulate`: the case is found by the request's
-    `user` field (the work item id the engine sends to the embedded simulator)."""
-    assert suite.simulate is not None
-    simulate = suite.simulate
-    items: dict[str, WorkItem] = {item.id: item for sp in plan.shards for item in sp.items}
-    with_messages = suite.simulate_takes_messages()
-
-    def reply(model: str, messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
-        item = items.get(str(body.get("user", "")))
-        if item is None:
-            return "I cannot tell which case this is."
-        turn = sum(1 for m in messages if m.get("role") == "assistant")
-        rng = random.Random(item.seed_with(run_seed) + turn)
-        if with_messages:
-            return simulate(item.case, model, rng, messages=messages)  # type: ignore[call-arg]
-        return simulate(item.case, model, rng)
-
-    return reply
-
-
-def _responder(suite: Suite, plan: Plan, seed: int) -> Responder | None:
-    if suite.simulate is not None:
-        return case_responder(suite, plan, seed)
-    if suite.responder is not None:
-        return suite.responder(seed)
-    return None
-
-
-@contextlib.asynccontextmanager
-async def _simulator(
-    config: Config, options: RunOptions, responder: Responder | None
-) -> AsyncIterator[tuple[dict[str, SecretStr] | None, dict[str, str], Any]]:
-    """Start the embedded simulator for this config, or yield nothing to talk to real APIs."""
-    if not options.simulate:
-        yield None, {}, None
-        return
-    from .sim import Latency, sim_setup_from_config
-
-    setup = sim_setup_from_config(config, seed=options.seed)
-    options_: dict[str, Any] = {}
-    if responder is not None:
-        options_["responder"] = responder
-    if options.sim_latency_ms is not None:
-        options_["latency"] = Latency(median_ms=options.sim_latency_ms)
-    async with setup.server(**options_) as sim:
-        keys = {name: SecretStr(secret) for name, secret in setup.secrets.items()}
-        base_urls = {
-            name: sim.base_url_for(spec.kind) for name, spec in config.data.providers.items()
-        }
-        yield keys, base_urls, sim
 
 
 def _install_stop_signals(engine: Engine) -> Callable[[], None]:
@@ -195,86 +138,6 @@ def _install_stop_signals(engine: Engine) -> Callable[[], None]:
         return uninstall
     main.add_done_callback(lambda _: uninstall())
     return lambda: None
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A run checked before anything is written: its suite, matrix, keys and base URLs."""
-
-    suite: Suite
-    matrix: Matrix
-    keys: dict[str, SecretStr] | None
-    base_urls: dict[str, str]
-
-
-def prepare(options: RunOptions, config: Config) -> Prepared:
-    """Everything that can refuse a run, checked before a single file is written or request sent:
-    the suite and its cases, the models, the plan's size, base URLs, and (unless simulated) keys.
-    """
-    _check_recording_options(options)
-    suite = suite_of(options)
-    cases = suite.load_cases()
-    matrix = build_matrix(config, cases, models=options.models, instances=options.instances)
-    for model in matrix.models:
-        config.base_url_of(config.models[model].provider)
-    keys: dict[str, SecretStr] | None = None
-    if options.cache == "only":
-        # answered from the cache alone: no key is needed, none is sent
-        keys = {name: SecretStr("cache-only-no-key") for name in config.data.keys}
-    elif not options.simulate:
-        keys = _given_keys(config, options, matrix.models)
-    return Prepared(suite, matrix, keys, _base_urls(config, options))
-
-
-def plan_only(options: RunOptions, config: Config | None = None) -> Plan:
-    """The plan of a run before anything runs (no journal subtracted): what `plan` shows."""
-    config = config or load_config(options.providers)
-    cases = suite_of(options).load_cases()
-    matrix = build_matrix(config, cases, models=options.models, instances=options.instances)
-    return make_plan(config, matrix)
-
-
-def _given_keys(config: Config, options: RunOptions, models: Iterable[str]) -> dict[str, SecretStr]:
-    """Secrets for the models' keys: `options.keys` first, then the environment."""
-    given = {
-        name: value if isinstance(value, SecretStr) else SecretStr(str(value))
-        for name, value in (options.keys or {}).items()
-    }
-    unknown = sorted(set(given) - set(config.data.keys))
-    if unknown:
-        raise ConfigError(
-            f"keys= names {', '.join(unknown)}, not a key of providers.yaml "
-            f"(its keys: {', '.join(config.data.keys)})"
-        )
-    needed = {key for model in models for key in config.models[model].keys}
-    from_env = needed - set(given)
-    if from_env:
-        resolved = config.resolve_keys([m for m in models if set(config.models[m].keys) & from_env])
-        given.update({k: v for k, v in resolved.items() if k in from_env})
-    return given
-
-
-def _base_urls(config: Config, options: RunOptions) -> dict[str, str]:
-    urls = dict(options.base_urls or {})
-    unknown = sorted(set(urls) - set(config.data.providers))
-    if unknown:
-        raise ConfigError(
-            f"base_urls= names {', '.join(unknown)}, not a provider of providers.yaml "
-            f"(its providers: {', '.join(config.data.providers)})"
-        )
-    return urls
-
-
-def _check_recording_options(options: RunOptions) -> None:
-    if options.transcripts not in TRANSCRIPT_MODES:
-        raise ConfigError(
-            f"transcripts must be one of {', '.join(TRANSCRIPT_MODES)} "
-            f"(got {options.transcripts!r})"
-        )
-    if options.cache not in CACHE_MODES:
-        raise ConfigError(f"cache must be one of {', '.join(CACHE_MODES)} (got {options.cache!r})")
-    if options.cache_dir is not None:
-        options.cache_dir = Path(options.cache_dir)
 
 
 async def run_evaluation(
@@ -358,8 +221,14 @@ async def run_evaluation(
                     if asyncio.iscoroutine(maybe):
                         await maybe
 
-            responder = _responder(suite, plan, options.seed) if options.simulate else None
-            async with _simulator(config, options, responder) as (sim_keys, sim_urls, sim):
+            responder = suite_responder(suite, plan, options.seed) if options.simulate else None
+            async with simulator(
+                config, options.simulate, options.seed, options.sim_latency_ms, responder
+            ) as (
+                sim_keys,
+                sim_urls,
+                sim,
+            ):
                 async with Engine(
                     config,
                     keys=keys if options.cache == "only" else sim_keys or keys,

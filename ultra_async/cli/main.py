@@ -231,9 +231,6 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         help="run against the embedded simulator instead of the real APIs (no keys needed)",
     )
     parser.add_argument(
-        "--seed", type=whole_number(0, 2**63 - 1), default=0, help="seed of the run's randomness"
-    )
-    parser.add_argument(
         "--fresh",
         action="store_true",
         help="start a new database; the old database and journal are moved to a backup folder",

@@ -21,6 +21,26 @@ def add_suite_options(parser: argparse.ArgumentParser) -> None:
         help=f"test instances per case, 1 to {MAX_INSTANCES:,} (default: 1)",
     )
     group.add_argument(
+        "--seed",
+        type=whole_number(0, 2**63 - 1),
+        default=0,
+        help="seed of the run's randomness (and of --sample's choice)",
+    )
+    group.add_argument(
+        "--limit",
+        metavar="N",
+        type=whole_number(1, 10**9),
+        default=None,
+        help="a smoke run: at most N cases (after --sample), in the suite's order",
+    )
+    group.add_argument(
+        "--sample",
+        metavar="FRACTION",
+        type=fraction,
+        default=None,
+        help="a smoke run: this fraction of the cases, chosen by case id and --seed",
+    )
+    group.add_argument(
         "--suite",
         metavar="MODULE:ATTR",
         default=None,
@@ -70,6 +90,17 @@ def add_suite_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1] (got {text})")
+    return value
+
+
 def suite_from_args(args: argparse.Namespace) -> Suite | None:
     """The suite the flags name; None for the workflow benchmark over its matrix flags."""
     from ..errors import PlanError
@@ -99,6 +130,9 @@ def run_options(args: argparse.Namespace, **extra: Any) -> RunOptions:
     return RunOptions(
         models=args.models,
         instances=args.instances,
+        seed=args.seed,
+        limit=args.limit,
+        sample=args.sample,
         suite=suite_from_args(args),
         prompt_types=args.prompt_types,
         rates=args.rates,

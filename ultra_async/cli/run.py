@@ -81,7 +81,6 @@ def run_command(args: argparse.Namespace) -> int:
     options = run_options(
         args,
         simulate=args.simulate,
-        seed=args.seed,
         out=out,
         fresh=args.fresh,
         providers=Path(args.providers) if args.providers else None,
