@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -20,8 +21,19 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .config_extras import (
+    GenerationSettings,
+    KeyExtras,
+    ModelExtras,
+    ProviderExtras,
+    add_keyless_keys,
+    generation_settings,
+)
 from .errors import ConfigError, MissingKeysError
 from .types import Range
+
+#: `qps` left out: no request-rate limit at all (a local server)
+UNLIMITED = Range(start=math.inf, min=math.inf, max=math.inf)
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Shapes of real API keys: such a value in providers.yaml is a leaked secret, not a variable.
@@ -70,17 +82,22 @@ class Defaults(_Strict):
     grace_s: float = Field(10.0, ge=0)
 
 
-class KeySpec(_Strict):
-    """A named API key: where it comes from and the limits shared by everything that uses it."""
+class KeySpec(_Strict, KeyExtras):
+    """A named API key: where it comes from and the limits shared by everything that uses it.
 
-    env: str
+    Without `env` the key is empty and no auth header is sent (a local, keyless server).
+    """
+
+    env: str | None = None
     qps: float | None = Field(None, gt=0)
     max_in_flight: int | None = Field(None, ge=1)
     burst: int | None = Field(None, ge=1)
 
     @field_validator("env")
     @classmethod
-    def _env_is_a_name(cls, value: str) -> str:
+    def _env_is_a_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if _SECRET_SHAPE.search(value):
             raise ValueError(
                 "looks like an API key, not an environment variable name; "
@@ -91,7 +108,7 @@ class KeySpec(_Strict):
         return value
 
 
-class ProviderSpec(_Strict):
+class ProviderSpec(_Strict, ProviderExtras):
     """How to reach one API."""
 
     kind: Literal["openai", "azure"]
@@ -120,8 +137,9 @@ def _parse_range(value: Any, *, integer: bool) -> Range:
     if isinstance(value, bool):
         raise ValueError("must be a number or {start, max}")
     if isinstance(value, int | float):
+        # a plain number is fixed: it never adapts, up or down
         start = maximum = float(value)
-        minimum: float | None = None
+        minimum: float | None = start
     elif isinstance(value, Mapping):
         unknown = set(value) - {"start", "max", "min"}
         if unknown:
@@ -149,7 +167,7 @@ def _parse_range(value: Any, *, integer: bool) -> Range:
     return Range(start=start, min=minimum, max=maximum)
 
 
-class ModelSpec(_Strict):
+class ModelSpec(_Strict, ModelExtras):
     """One model: its provider, how its capacity is split into shards, and per-shard limits."""
 
     provider: str
@@ -160,7 +178,7 @@ class ModelSpec(_Strict):
     #: the model name sent in requests, when it differs from the entry's name
     api_model: str | None = None
     workers: Range
-    qps: Range
+    qps: Range = UNLIMITED
     burst: int | None = Field(None, ge=1)
 
     @field_validator("workers", mode="before")
@@ -194,6 +212,8 @@ class ProvidersFile(BaseModel):
     keys: dict[str, KeySpec]
     providers: dict[str, ProviderSpec] = Field(min_length=1)
     models: dict[str, ModelSpec] = Field(min_length=1)
+
+    _keyless = model_validator(mode="before")(add_keyless_keys)
 
     @model_validator(mode="after")
     def _references(self) -> ProvidersFile:
@@ -246,6 +266,11 @@ class Config:
     def retry_of(self, model: str) -> RetryPolicy:
         return self.provider_of(model).retry or self.data.defaults.retry
 
+    def settings_of(self, model: str) -> GenerationSettings:
+        """The model's generation params, parameter rules and price, resolved."""
+        spec = self.data.models[model]
+        return generation_settings(self.data.providers[spec.provider], spec)
+
     def base_url_of(self, provider: str, env: Mapping[str, str] | None = None) -> str:
         spec = self.data.providers[provider]
         env = os.environ if env is None else env
@@ -257,7 +282,8 @@ class Config:
         """Key name → environment variable, for the keys the given models use."""
         names = self.models if models is None else models
         used = {key for m in names for key in self.data.models[m].keys}
-        return {k: self.data.keys[k].env for k in sorted(used)}
+        envs = {k: self.data.keys[k].env for k in sorted(used)}
+        return {k: env for k, env in envs.items() if env is not None}
 
     def missing_keys(
         self, models: Iterable[str] | None = None, env: Mapping[str, str] | None = None
@@ -274,7 +300,11 @@ class Config:
         missing = self.missing_keys(models, env)
         if missing:
             raise MissingKeysError(missing)
-        return {name: SecretStr(env[var]) for name, var in self.key_envs(models).items()}
+        envs = self.key_envs(models)
+        names = self.models if models is None else models
+        used = {key for m in names for key in self.data.models[m].keys}
+        # keys without a variable are keyless: an empty secret, no auth header
+        return {name: SecretStr(env[envs[name]] if name in envs else "") for name in sorted(used)}
 
 
 def load_config(path: str | Path | None = None, settings: Settings | None = None) -> Config:

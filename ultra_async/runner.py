@@ -41,6 +41,8 @@ class RunOptions:
     fresh: bool = False
     providers: Path | None = None
     buffer_size: int = 3
+    #: stop taking new tests once the responses cost this much (models' `price`)
+    max_cost: float | None = None
     #: simulator knobs (only with simulate=True)
     sim_latency_ms: float | None = None
 
@@ -148,7 +150,9 @@ async def run_evaluation(
                     await maybe
 
         async with _simulator(config, options) as (sim_keys, base_urls, sim):
-            async with Engine(config, keys=sim_keys or keys, base_urls=base_urls) as engine:
+            async with Engine(
+                config, keys=sim_keys or keys, base_urls=base_urls, max_cost=options.max_cost
+            ) as engine:
                 uninstall = _install_stop_signals(engine) if handle_signals else (lambda: None)
                 try:
                     display = progress(engine, plan) if progress else contextlib.nullcontext()

@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 
 Message = Mapping[str, Any]
 ApiKind = Literal["openai", "azure"]
-Outcome = Literal["completed", "infra_error"]
+Outcome = Literal["completed", "infra_error", "request_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +210,13 @@ class TestResult:
     def infra_error(cls, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
         return cls(
             shard=shard, outcome="infra_error", infra_reason=reason, **_item_fields(item), **extra
+        )
+
+    @classmethod
+    def request_error(cls, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
+        """A test the API refused for good (e.g. `400 content_filter: ...`); not retried."""
+        return cls(
+            shard=shard, outcome="request_error", infra_reason=reason, **_item_fields(item), **extra
         )
 
     def to_record(self) -> dict[str, Any]:

@@ -201,6 +201,16 @@ def out_from_args(args: argparse.Namespace) -> Path:
     return Path(args.out) if args.out is not None else Settings().out
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
 @command("run", "run an evaluation (resumes from the journal in --out)")
 def _run(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
@@ -218,6 +228,13 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         help="start a new database; the old database and journal are moved to a backup folder",
     )
     parser.add_argument("--buffer-size", type=int, default=3, help="results per database write")
+    parser.add_argument(
+        "--max-cost",
+        type=_positive_float,
+        default=None,
+        help="stop taking new tests once the responses cost this much (from the models' "
+        "price in providers.yaml); a rerun continues",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live progress display")
     parser.add_argument(
         "--log-level", default=None, help="debug, info, warning, error (default: info)"

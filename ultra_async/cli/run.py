@@ -83,6 +83,7 @@ def run_command(args: argparse.Namespace) -> int:
         fresh=args.fresh,
         providers=Path(args.providers) if args.providers else None,
         buffer_size=args.buffer_size,
+        max_cost=args.max_cost,
     )
     console = Console() if sys.stdout.isatty() else Console(width=140)
 

@@ -1,8 +1,9 @@
 """HTTP calls to OpenAI-compatible and Azure chat-completion routes, and error classification.
 
 Every failure becomes a RequestError whose `kind` is the retry decision:
-rate_limit (429), transient (5xx, timeouts, dropped connections, malformed bodies) or
-fatal (401/403/404, quota exhausted, other 4xx such as a content filter).
+rate_limit (429), transient (5xx, timeouts, dropped connections, malformed bodies),
+fatal (the route cannot work: 401/403/404, quota exhausted) or rejected (this request can
+never succeed: 400 content filter or context length, 413, 422 and other 4xx).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -20,16 +20,13 @@ from pydantic import SecretStr
 from ..config import Timeouts
 from ..errors import RequestError
 from ..types import ChatResponse, Message, Route
+from .headers import RateLimitHeaders, parse_rate_limit_headers
+
+__all__ = ["ChatClient", "RateLimitHeaders", "classify_status", "parse_completion"]
 
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524, 529})
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitHeaders:
-    """What the server said about its limits in `x-ratelimit-*` headers (None when absent)."""
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
+#: statuses that say the route (key, deployment, model) cannot work, not just this request
+_ROUTE_FATAL_STATUS = frozenset({401, 403, 404})
 
 
 def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
@@ -66,14 +63,6 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return max(0.0, when - (time.time() if now is None else now))
 
 
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _error_fields(body: bytes) -> tuple[str, str | None]:
     """The message and code of an OpenAI/Azure error body, tolerating anything."""
     try:
@@ -95,7 +84,9 @@ def classify_status(status: int, code: str | None) -> str:
         return "fatal" if code == "insufficient_quota" else "rate_limit"
     if status in _TRANSIENT_STATUS or status >= 500:
         return "transient"
-    return "fatal"
+    if status in _ROUTE_FATAL_STATUS:
+        return "fatal"
+    return "rejected"
 
 
 def parse_completion(body: bytes, latency_s: float) -> ChatResponse:
@@ -137,7 +128,9 @@ class ChatClient:
         **params: Any,
     ) -> tuple[ChatResponse, RateLimitHeaders]:
         secret = key.get_secret_value()
-        if route.kind == "azure":
+        if not secret:  # a keyless endpoint (a local vLLM or Ollama server)
+            headers = {"Content-Type": "application/json"}
+        elif route.kind == "azure":
             headers = {"api-key": secret, "Content-Type": "application/json"}
         else:
             headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
@@ -158,15 +151,12 @@ class ChatClient:
                 f"connection error: {type(exc).__name__}: {exc}", kind="transient"
             ) from None
         latency_s = time.monotonic() - started
-        limits = RateLimitHeaders(
-            _int_header(resp_headers, "x-ratelimit-limit-requests"),
-            _int_header(resp_headers, "x-ratelimit-remaining-requests"),
-        )
+        limits = parse_rate_limit_headers(resp_headers)
         if status == 200:
             return parse_completion(body, latency_s), limits
         message, code = _error_fields(body)
-        # providers sometimes echo the key back in error bodies
-        message = message.replace(secret, "[redacted]")
+        if secret:  # providers sometimes echo the key back in error bodies
+            message = message.replace(secret, "[redacted]")
         kind = classify_status(status, code)
         raise RequestError(
             f"HTTP {status} from {route.provider}"
@@ -175,4 +165,6 @@ class ChatClient:
             status=status,
             retry_after_s=parse_retry_after(resp_headers) if status in (429, 503) else None,
             code=code,
+            detail=message,
+            headers=limits,
         )

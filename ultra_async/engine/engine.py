@@ -1,5 +1,8 @@
 """The engine: shard workers in one event loop, work stealing, per-test deadlines, shutdown.
 
+Each test runs under `asyncio.timeout` (its deadline); a cancellation from outside (shutdown)
+always wins over it. A spending cap (`max_cost`) stops handing out tests once reached.
+
 Workers never touch statistics: every finished test becomes a TestResult handed to the
 `on_result` coroutine (the aggregator's `submit`), which applies backpressure.
 """
@@ -19,7 +22,7 @@ import structlog
 from pydantic import SecretStr
 
 from ..config import Config
-from ..errors import ConfigError, InfraError
+from ..errors import ConfigError, InfraError, RequestRejectedError
 from ..logs import register_secret
 from ..planner import Plan, build_shards
 from ..types import Evaluate, TestResult, WorkItem
@@ -28,7 +31,6 @@ from .client import ChatClient, client_timeout
 from .limits import KeyLimits, ShardLimits
 from .retry import Retrier
 from .shards import ModelPool, ShardState
-from .watchdog import Watchdog
 
 log = structlog.get_logger("ultra_async.engine.engine")
 
@@ -46,17 +48,22 @@ class RunSummary:
     planned: int
     completed: int = 0
     infra_errors: int = 0
+    request_errors: int = 0
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
     wall_s: float = 0.0
     interrupted: bool = False
+    #: spent on responses, from the models' `price` (0 when none has one)
+    cost: float = 0.0
+    #: True when the run stopped taking tests because `max_cost` was reached
+    cost_capped: bool = False
     dead_shards: dict[str, str] = field(default_factory=dict)
     shards: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def finished(self) -> int:
-        return self.completed + self.infra_errors
+        return self.completed + self.infra_errors + self.request_errors
 
 
 class Engine:
@@ -65,7 +72,9 @@ class Engine:
     Use as `async with Engine(config) as engine: summary = await engine.run(plan, evaluate)`.
     `keys` maps key names to secrets (default: read from the environment named in
     providers.yaml); `base_urls` maps provider names to a base URL that replaces the
-    configured one (the simulator uses this).
+    configured one (the simulator uses this). `max_cost` stops taking new tests once the
+    responses' cost (from the models' `price`) reaches it; tests already running finish, and
+    the ones not started are left for the next run.
     """
 
     def __init__(
@@ -75,7 +84,11 @@ class Engine:
         keys: Mapping[str, SecretStr] | None = None,
         base_urls: Mapping[str, str] | None = None,
         grace_s: float | None = None,
+        max_cost: float | None = None,
     ) -> None:
+        if max_cost is not None and not max_cost > 0:
+            raise ValueError("max_cost must be > 0")
+        self.max_cost = max_cost
         self.config = config
         self._given_keys = dict(keys) if keys is not None else None
         self._base_urls = dict(base_urls or {})
@@ -87,7 +100,6 @@ class Engine:
         self._states: list[ShardState] = []
         self._stop = asyncio.Event()
         self._running = False
-        self._watchdog = Watchdog()
 
     async def __aenter__(self) -> Engine:
         total_workers = sum(
@@ -165,8 +177,12 @@ class Engine:
             if self._given_keys is not None
             else self.config.resolve_keys(models)
         )
+        for name in {sp.shard.route.key_name for sp in plan.shards} - set(self._keys):
+            if self.config.data.keys[name].env is None:
+                self._keys[name] = SecretStr("")  # a keyless endpoint
         for secret in self._keys.values():
-            register_secret(secret.get_secret_value())
+            if secret.get_secret_value():
+                register_secret(secret.get_secret_value())
         missing = sorted({sp.shard.route.key_name for sp in plan.shards} - set(self._keys))
         if missing:
             raise ConfigError(
@@ -179,7 +195,7 @@ class Engine:
         for name in {sp.shard.route.key_name for sp in plan.shards}:
             spec = self.config.data.keys[name]
             burst = spec.burst or self.config.data.defaults.burst
-            key_limits[name] = KeyLimits(spec.qps, burst, spec.max_in_flight)
+            key_limits[name] = KeyLimits(spec.qps, burst, spec.max_in_flight, tpm=spec.tpm)
 
         self._states = []
         pools: dict[str, ModelPool] = {}
@@ -191,7 +207,11 @@ class Engine:
                 )
                 shard = dataclasses.replace(shard, route=route)
             limits = ShardLimits(
-                shard.workers, shard.qps, shard.burst, key_limits[shard.route.key_name]
+                shard.workers,
+                shard.qps,
+                shard.burst,
+                key_limits[shard.route.key_name],
+                tpm=self.config.models[shard.model].tpm,
             )
             self._states.append(
                 ShardState(
@@ -203,6 +223,7 @@ class Engine:
                     key=self._keys[shard.route.key_name],
                     request_timeout=self._timeouts[shard.model],
                     retrier=self._retriers[shard.model],
+                    settings=self.config.settings_of(shard.model),
                 )
             )
         by_model: dict[str, list[ShardState]] = {}
@@ -217,6 +238,8 @@ class Engine:
         async def deliver(result: TestResult) -> None:
             if result.is_infra_error:
                 summary.infra_errors += 1
+            elif result.outcome == "request_error":
+                summary.request_errors += 1
             else:
                 summary.completed += 1
             await emit(result)
@@ -230,8 +253,7 @@ class Engine:
             for i in range(max(1, int(state.shard.workers.max)))
         ]
         log.info("run_started", tests=plan.total, shards=len(self._states), workers=len(tasks))
-        shortest = min((r.policy.test_deadline_s for r in self._retriers.values()), default=10.0)
-        watchdog = asyncio.create_task(self._watchdog.run(min(1.0, shortest / 10)))
+        self._cost_capped = False
         try:
             await self._wait(tasks, pools)
         except BaseException:
@@ -239,15 +261,14 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        finally:
-            watchdog.cancel()
-            await asyncio.gather(watchdog, return_exceptions=True)
-        summary.interrupted = self._stop.is_set()
+        summary.interrupted = self._stop.is_set() or self._cost_capped
+        summary.cost_capped = self._cost_capped
         summary.wall_s = time.monotonic() - started
         for state in self._states:
             summary.requests += state.requests
             summary.rate_limited += state.rate_limited
             summary.retries += state.retries
+            summary.cost += state.cost
             if state.dead:
                 summary.dead_shards[f"{state.shard.model}/{state.shard.name}"] = state.dead
         summary.shards = self.snapshot()
@@ -255,6 +276,7 @@ class Engine:
             "run_finished",
             completed=summary.completed,
             infra_errors=summary.infra_errors,
+            request_errors=summary.request_errors,
             interrupted=summary.interrupted,
             wall_s=round(summary.wall_s, 3),
         )
@@ -287,13 +309,13 @@ class Engine:
         self, state: ShardState, pool: ModelPool, evaluate: Evaluate, deliver: OnResult
     ) -> None:
         slots = state.limits.tests
-        while not self._stop.is_set() and state.dead is None:
+        while not self._stop.is_set() and state.dead is None and not self._over_budget():
             result: TestResult | None = None
             idle = False
             if not slots.try_acquire():
                 await slots.acquire()
             try:
-                if self._stop.is_set() or state.dead is not None:
+                if self._stop.is_set() or state.dead is not None or self._over_budget():
                     return
                 item = pool.take(state)
                 if item is None:
@@ -325,6 +347,15 @@ class Engine:
                     )
                 return
 
+    def _over_budget(self) -> bool:
+        """True once the responses' cost reached `max_cost`: no new test is started."""
+        if self.max_cost is None:
+            return False
+        if not self._cost_capped and sum(s.cost for s in self._states) >= self.max_cost:
+            self._cost_capped = True
+            log.warning("max_cost_reached", max_cost=self.max_cost)
+        return self._cost_capped
+
     async def _run_one(
         self, state: ShardState, pool: ModelPool, item: WorkItem, evaluate: Evaluate
     ) -> TestResult | None:
@@ -333,16 +364,30 @@ class Engine:
         deadline_s = state.retrier.policy.test_deadline_s
         started = time.monotonic()
         chat = BoundChat(state, item, started + deadline_s)
-        task = asyncio.current_task()
-        assert task is not None
-        self._watchdog.watch(task, started + deadline_s)
+        deadline = asyncio.timeout(deadline_s)
         try:
-            outcome = await evaluate(item, chat)
-        except asyncio.CancelledError:
-            if not self._watchdog.expired(task):
-                raise  # a real cancellation (shutdown), not our deadline
-            task.uncancel()
-            reason = f"test exceeded its deadline of {deadline_s:g}s"
+            # asyncio.timeout turns only its own cancellation into TimeoutError: a shutdown
+            # cancel arriving in the same step still propagates as CancelledError
+            async with deadline:
+                outcome = await evaluate(item, chat)
+        except TimeoutError:
+            if not deadline.expired():
+                reason = "evaluate raised TimeoutError"
+            else:
+                reason = f"test exceeded its deadline of {deadline_s:g}s"
+        except RequestRejectedError as error:
+            state.request_errors += 1
+            state.failing_streak = 0
+            log.info(
+                "test_request_error",
+                model=shard.model,
+                shard=shard.name,
+                item=item.id,
+                reason=error.reason,
+            )
+            return TestResult.request_error(
+                item, shard.name, error.reason, **_timing(chat, started)
+            )
         except InfraError as error:
             state.failing_streak = state.failing_streak + 1 if error.kind == "transient" else 0
             failing = state.failing_streak >= FAILING_TESTS_BEFORE_YIELDING and any(
@@ -368,8 +413,6 @@ class Engine:
             state.done += 1
             state.failing_streak = 0
             return TestResult.from_outcome(item, shard.name, outcome, **_timing(chat, started))
-        finally:
-            self._watchdog.forget(task)
         state.infra_errors += 1
         log.info(
             "test_infra_error", model=shard.model, shard=shard.name, item=item.id, reason=reason

@@ -16,7 +16,18 @@ _NO_FAULTS: tuple[tuple[FaultKind, float], ...] = ()
 class SimRoute:
     """Everything the server needs to answer one (key name, requested model) pair."""
 
-    __slots__ = ("buckets", "edges", "fault", "key", "latency", "limit_rpm", "model", "real_model")
+    __slots__ = (
+        "buckets",
+        "edges",
+        "fault",
+        "key",
+        "latency",
+        "limit_rpm",
+        "limit_tpm",
+        "model",
+        "real_model",
+        "token_buckets",
+    )
 
     def __init__(
         self,
@@ -26,6 +37,7 @@ class SimRoute:
         buckets: tuple[TokenBucket, ...],
         fault: FaultRule | None,
         latency: Latency | None,
+        token_buckets: tuple[TokenBucket, ...] = (),
     ) -> None:
         self.key = key
         self.model = model
@@ -36,6 +48,10 @@ class SimRoute:
         self.latency = latency if latency is not None and latency.enabled else None
         # OpenAI reports request limits per minute; the tightest bucket is the one that binds
         self.limit_rpm = str(math.floor(min(b.qps for b in buckets) * 60)) if buckets else ""
+        self.token_buckets = token_buckets
+        self.limit_tpm = (
+            math.floor(min(b.per_minute for b in token_buckets)) if token_buckets else 0
+        )
 
 
 class Router:
@@ -78,6 +94,7 @@ class Router:
             buckets=self._limiter.buckets_for(key, requested),
             fault=self._faults.rule_for(key, requested),
             latency=self._model_latency.get(real, self._latency),
+            token_buckets=self._limiter.token_buckets_for(key, requested),
         )
         self._routes[(key, requested)] = route
         return route

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,12 +70,18 @@ def sim_setup_from_config(config: Config, *, seed: int) -> SimSetup:
 
     Each shard (key name, requested model or deployment) gets a bucket at the shard's QPS:
     the fixed value, or `start` for adaptive ranges, so an engine that adapts upwards meets
-    the 429s its controller is built for. Keys with a key-level `qps` get one more bucket
-    shared by every model on the key. Bursts are `max(SIM_BURST, configured burst)`.
+    the 429s its controller is built for; no request bucket when `qps` is left out. A `tpm`
+    (per model: each shard; per key: shared) becomes a token limit of the same rule. Keys
+    with a key-level `qps` or `tpm` get one more bucket shared by every model on the key.
+    Bursts are `max(SIM_BURST, configured burst)`.
     """
     defaults = config.data.defaults
-    secrets = {name: fake_secret(name) for name in config.data.keys}
-    env = {spec.env: secrets[name] for name, spec in config.data.keys.items()}
+    # a key without a variable is keyless: the simulator accepts requests with no key for it
+    secrets = {
+        name: fake_secret(name) if spec.env is not None else ""
+        for name, spec in config.data.keys.items()
+    }
+    env = {spec.env: secrets[name] for name, spec in config.data.keys.items() if spec.env}
     models: dict[str, str] = {}
     rules: dict[tuple[str | None, str | None], RateRule] = {}
     for model in config.models:
@@ -82,17 +89,22 @@ def sim_setup_from_config(config: Config, *, seed: int) -> SimSetup:
             # a name two entries share keeps its first model: they send the same requests
             models.setdefault(shard.api_model, model)
             where = (shard.route.key_name, shard.api_model)
-            if where not in rules:
+            qps = None if math.isinf(shard.qps.start) else shard.qps.start
+            tpm = config.models[model].tpm
+            if where not in rules and (qps is not None or tpm is not None):
                 rules[where] = RateRule(
                     key=shard.route.key_name,
                     model=shard.api_model,
-                    qps=shard.qps.start,
+                    qps=qps,
                     burst=max(SIM_BURST, shard.burst),
+                    tpm=tpm,
                 )
     for name, spec in config.data.keys.items():
-        if spec.qps is not None:
+        if spec.qps is not None or spec.tpm is not None:
             burst = max(SIM_BURST, spec.burst or defaults.burst)
-            rules[(name, None)] = RateRule(key=name, model=None, qps=spec.qps, burst=burst)
+            rules[(name, None)] = RateRule(
+                key=name, model=None, qps=spec.qps, burst=burst, tpm=spec.tpm
+            )
     base_url_envs: dict[str, ApiKind] = {
         p.base_url_env: p.kind for p in config.data.providers.values() if p.base_url_env
     }
