@@ -93,6 +93,14 @@ class TokenBucket:
         self._refill()
         self._level -= amount
 
+    def clamp(self, max_level: float) -> None:
+        """Lower the level to `max_level` when above it (what a server says it has left)."""
+        self._refill()
+        if self._level > max_level:
+            self._level = max_level
+            if self._waiters:
+                self._arm()
+
     def set_rate(self, rate_per_s: float) -> None:
         """Change the refill rate; what is drained stays drained, waiters keep their place."""
         if not (rate_per_s > 0 and math.isfinite(rate_per_s)):
@@ -148,19 +156,34 @@ class TokenBucket:
 
 
 class AdjustableLimiter(TokenBucket):
-    """A request-rate bucket: `burst` requests back to back, refilled at `qps`."""
+    """A request-rate bucket: `burst` requests back to back, at most `qps` per second.
+
+    It refills at `qps · PACING`, a hair under the configured rate: requests reach a server
+    with jitter (two sent 20 ms apart may arrive 5 ms apart), and a client running exactly at
+    a server's rate has no slack to absorb that. One percent builds a token of slack every
+    hundred requests and costs one percent of throughput.
+    """
 
     __slots__ = ("burst",)
 
     def __init__(self, qps: float, burst: int = 1, clock: Clock = time.monotonic) -> None:
         if qps <= 0 or burst < 1:
             raise ValueError("qps must be > 0 and burst >= 1")
-        super().__init__(qps, burst, clock)
+        super().__init__(qps * PACING, burst, clock)
         self.burst = burst
 
     @property
     def qps(self) -> float:
-        return self.rate_per_s
+        """The configured rate (the bucket refills at `qps · PACING`)."""
+        return self.rate_per_s / PACING
+
+    def set_rate(self, rate_per_s: float) -> None:
+        """Change the configured rate (requests per second)."""
+        super().set_rate(rate_per_s * PACING)
+
+
+#: the share of a configured request rate the engine paces at (see AdjustableLimiter)
+PACING = 0.99
 
 
 def token_bucket(tpm: float, clock: Clock = time.monotonic) -> TokenBucket:

@@ -105,6 +105,7 @@ class BoundChat:
             limits.settle_tokens(reserved, None)
             raise
         limits.in_flight -= 1
+        limits.admitted += 1
         used = response.input_tokens + response.output_tokens
         if reserved:
             limits.settle_tokens(reserved, used or None)

@@ -209,6 +209,9 @@ class ShardLimits:
         self.in_flight = 0
         #: tokens reserved by requests in flight
         self.reserved = 0.0
+        #: requests the server admitted (answered 200), for learning its rate from headers
+        self.admitted = 0
+        self._probe: tuple[float, int, int, bool] | None = None
 
     @property
     def qps(self) -> float:
@@ -304,37 +307,70 @@ class ShardLimits:
     def observe(self, headers: RateLimitHeaders, tokens_next: float) -> None:
         """Pace by the server's `x-ratelimit-*` headers of a response just received.
 
-        When what remains (requests or tokens) does not cover the requests still in flight
-        plus one more, the shard pauses until the server has refilled enough: the deficit at
-        the declared per-minute rate, never longer than the stated reset. A declared request
-        limit below the shard's rate caps the rate.
+        - a declared limit (`x-ratelimit-limit-*`, per minute) below the shard's rate caps it;
+        - `remaining` brings the shard's bucket down to what the server has left, less what
+          is already on its way (requests in flight, tokens reserved), so the shard waits
+          instead of being refused; it never raises a bucket;
+        - without a bucket to bring down (no declared limit, or no `tpm` configured), a
+          shortfall pauses the shard until the stated reset.
         """
+        others = float(self.in_flight)
         if headers.limit_requests:
             self._cap_rate(headers.limit_requests / 60.0)
-        wait = _deficit_wait(
-            headers.remaining_requests,
-            float(self.in_flight + 1),
-            headers.limit_requests,
-            headers.reset_requests_s,
-        )
-        wait = max(
-            wait,
-            _deficit_wait(
-                headers.remaining_tokens,
-                self.reserved + tokens_next,
-                headers.limit_tokens,
-                headers.reset_tokens_s,
-            ),
-        )
-        if wait > 0:
-            self.pause(wait)
+        remaining = headers.remaining_requests
+        if remaining is not None:
+            if self.bucket is not None:
+                # the server has at most remaining + 1 (it reports whole tokens); until its
+                # rate is known, assume the least it may have
+                known = headers.limit_requests or self.server_qps is not None
+                self.bucket.clamp(remaining + (1.0 if known else 0.0) - others - 1e-6)
+                if not headers.limit_requests:
+                    self._learn_rate(remaining)
+            elif remaining < others + 1:
+                self.pause(_shortfall_wait(remaining, others + 1, None, headers.reset_requests_s))
+        tokens = headers.remaining_tokens
+        if tokens is not None:
+            if headers.limit_tokens and self.tokens is not None:
+                rate = headers.limit_tokens / 60.0
+                if rate < self.tokens.rate_per_s:
+                    self.tokens.set_rate(rate)
+            if self.tokens is not None:
+                self.tokens.clamp(tokens + 1.0 - self.reserved)
+            else:
+                needed = self.reserved + tokens_next
+                wait = _shortfall_wait(tokens, needed, headers.limit_tokens, headers.reset_tokens_s)
+                if wait > 0:
+                    self.pause(wait)
 
     def _cap_rate(self, server_qps: float) -> None:
         if self.server_qps == server_qps:
             return
         self.server_qps = server_qps
-        if self.bucket is not None and server_qps < self.bucket.qps:
-            self.bucket.set_rate(server_qps)
+        if self.bucket is not None:
+            self.bucket.set_rate(min(self.control.current_qps, server_qps))
+
+    def _learn_rate(self, remaining: int) -> None:
+        """Estimate the server's refill rate when it states no limit (Azure's headers).
+
+        Over a window of at least LEARN_WINDOW_S in which the server ran out (remaining 0,
+        so its bucket was never full and refilled all along), its rate is what it admitted
+        plus what it gained: (admitted + remaining_now - remaining_then) / elapsed.
+        """
+        now = self._clock()
+        probe = self._probe
+        if probe is None:
+            self._probe = (now, remaining, self.admitted, remaining == 0)
+            return
+        since, then, admitted, scarce = probe
+        scarce = scarce or remaining == 0
+        if now - since < LEARN_WINDOW_S:
+            self._probe = (since, then, admitted, scarce)
+            return
+        if scarce:
+            rate = (self.admitted - admitted + remaining - then) / (now - since)
+            if rate > 0:
+                self._cap_rate(rate)
+        self._probe = (now, remaining, self.admitted, remaining == 0)
 
     def record_success(self) -> None:
         if self.control.adaptive and self.control.on_success():
@@ -343,6 +379,10 @@ class ShardLimits:
     def record_rate_limited(self, retry_after_s: float | None, sent_at: float) -> None:
         if retry_after_s:
             self.pause(retry_after_s)
+            if self.bucket is not None:
+                # the server's bucket is empty for that long: so is ours, or the requests that
+                # waited out the pause would leave together and be refused again
+                self.bucket.clamp(1.0 - self.bucket.rate_per_s * retry_after_s)
         if self.control.adaptive and self.control.on_rate_limited(retry_after_s, sent_at):
             self._apply()
 
@@ -355,11 +395,15 @@ class ShardLimits:
         self.tests.set_limit(int(self.control.current_workers))
 
 
-def _deficit_wait(
-    remaining: float | None, needed: float, limit_per_min: float | None, reset_s: float | None
+#: seconds over which a server's unstated request rate is measured from its headers
+LEARN_WINDOW_S = 0.5
+
+
+def _shortfall_wait(
+    remaining: float, needed: float, limit_per_min: float | None, reset_s: float | None
 ) -> float:
     """Seconds until a server with `remaining` units has `needed`, from its headers."""
-    if remaining is None or remaining >= needed:
+    if remaining >= needed:
         return 0.0
     waits = []
     if limit_per_min:

@@ -65,7 +65,7 @@ def fake_secret(key_name: str) -> str:
     return f"sim-{key_name}"
 
 
-def sim_setup_from_config(config: Config, *, seed: int) -> SimSetup:
+def sim_setup_from_config(config: Config, *, seed: int, burst: int | None = None) -> SimSetup:
     """The simulator setup that mirrors `config`: one bucket per shard, one per limited key.
 
     Each shard (key name, requested model or deployment) gets a bucket at the shard's QPS:
@@ -73,7 +73,8 @@ def sim_setup_from_config(config: Config, *, seed: int) -> SimSetup:
     the 429s its controller is built for; no request bucket when `qps` is left out. A `tpm`
     (per model: each shard; per key: shared) becomes a token limit of the same rule. Keys
     with a key-level `qps` or `tpm` get one more bucket shared by every model on the key.
-    Bursts are `max(SIM_BURST, configured burst)`.
+    Bursts are `max(SIM_BURST, configured burst)`, or `burst` for every bucket when given
+    (e.g. the configured burst exactly, to check that a client keeping to it is never refused).
     """
     defaults = config.data.defaults
     # a key without a variable is keyless: the simulator accepts requests with no key for it
@@ -96,14 +97,14 @@ def sim_setup_from_config(config: Config, *, seed: int) -> SimSetup:
                     key=shard.route.key_name,
                     model=shard.api_model,
                     qps=qps,
-                    burst=max(SIM_BURST, shard.burst),
+                    burst=burst or max(SIM_BURST, shard.burst),
                     tpm=tpm,
                 )
     for name, spec in config.data.keys.items():
         if spec.qps is not None or spec.tpm is not None:
-            burst = max(SIM_BURST, spec.burst or defaults.burst)
+            key_burst = burst or max(SIM_BURST, spec.burst or defaults.burst)
             rules[(name, None)] = RateRule(
-                key=name, model=None, qps=spec.qps, burst=burst, tpm=spec.tpm
+                key=name, model=None, qps=spec.qps, burst=key_burst, tpm=spec.tpm
             )
     base_url_envs: dict[str, ApiKind] = {
         p.base_url_env: p.kind for p in config.data.providers.values() if p.base_url_env
