@@ -91,14 +91,15 @@ class BoundChat:
             )
         except RequestError as error:
             limits.in_flight -= 1
-            if error.kind == "rate_limit":
+            refused = error.kind == "rate_limit"
+            if isinstance(error.headers, RateLimitHeaders) and not error.headers.empty:
+                limits.observe(error.headers, 0 if refused else reserved)
+            if refused:
                 state.rate_limited += 1
                 limits.settle_tokens(reserved, 0)  # a refused request used nothing
                 limits.record_rate_limited(error.retry_after_s, sent_at)
             else:
                 limits.settle_tokens(reserved, None)  # the server may have counted it
-            if isinstance(error.headers, RateLimitHeaders) and not error.headers.empty:
-                limits.observe(error.headers, reserved)
             raise
         except BaseException:
             limits.in_flight -= 1
@@ -106,11 +107,12 @@ class BoundChat:
             raise
         limits.in_flight -= 1
         limits.admitted += 1
+        if not headers.empty:
+            # the headers count this request's whole reservation: read them before settling
+            limits.observe(headers, reserved)
         used = response.input_tokens + response.output_tokens
         if reserved:
             limits.settle_tokens(reserved, used or None)
-        if not headers.empty:
-            limits.observe(headers, reserved)
         price = state.settings.price
         if price is not None:
             state.cost += price.cost(response.input_tokens, response.output_tokens)

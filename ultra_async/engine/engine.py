@@ -386,7 +386,11 @@ class Engine:
                 reason=error.reason,
             )
             return TestResult.request_error(
-                item, shard.name, error.reason, **_timing(chat, started)
+                item,
+                shard.name,
+                error.reason,
+                details={"request_error": {"status": error.status, "code": error.code}},
+                **_timing(chat, started),
             )
         except InfraError as error:
             state.failing_streak = state.failing_streak + 1 if error.kind == "transient" else 0

@@ -304,7 +304,7 @@ class ShardLimits:
         """The key's cap on concurrent requests, held for the duration of each request."""
         return self.key.in_flight if self.key is not None else None
 
-    def observe(self, headers: RateLimitHeaders, tokens_next: float) -> None:
+    def observe(self, headers: RateLimitHeaders, counted: float) -> None:
         """Pace by the server's `x-ratelimit-*` headers of a response just received.
 
         - a declared limit (`x-ratelimit-limit-*`, per minute) below the shard's rate caps it;
@@ -313,6 +313,9 @@ class ShardLimits:
           instead of being refused; it never raises a bucket;
         - without a bucket to bring down (no declared limit, or no `tpm` configured), a
           shortfall pauses the shard until the stated reset.
+
+        `counted` is the tokens this request reserved and the server already counted in
+        its `remaining` (call before settling the reservation).
         """
         others = float(self.in_flight)
         if headers.limit_requests:
@@ -334,10 +337,11 @@ class ShardLimits:
                 rate = headers.limit_tokens / 60.0
                 if rate < self.tokens.rate_per_s:
                     self.tokens.set_rate(rate)
+            others_reserved = self.reserved - counted
             if self.tokens is not None:
-                self.tokens.clamp(tokens + 1.0 - self.reserved)
+                self.tokens.clamp(tokens + 1.0 - others_reserved)
             else:
-                needed = self.reserved + tokens_next
+                needed = others_reserved + max(counted, 1.0)
                 wait = _shortfall_wait(tokens, needed, headers.limit_tokens, headers.reset_tokens_s)
                 if wait > 0:
                     self.pause(wait)
