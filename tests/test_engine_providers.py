@@ -16,7 +16,7 @@ from ultra_async.engine.engine import Engine, RunSummary
 from ultra_async.engine.retry import Retrier
 from ultra_async.errors import RequestRejectedError
 from ultra_async.planner import build_matrix, make_plan
-from ultra_async.sim import FaultRule, SimServer, sim_setup_from_config
+from ultra_async.sim import FaultRule, sim_setup_from_config
 from ultra_async.types import ChatFn, Route, TestOutcome, TestResult, WorkItem
 
 CONFIG = """
@@ -133,7 +133,7 @@ async def test_rejected_request_is_not_retried_and_route_errors_stay_route_fatal
             assert sum(len(calls) for calls in mock.requests.values()) == 1
         with aioresponses() as mock:
             mock.post(route.url, status=422, payload={"error": {"message": "bad"}}, repeat=True)
-            with pytest.raises(RequestRejectedError, match="^422: bad$"):
+            with pytest.raises(RequestRejectedError, match=r"^422: bad$"):
                 await fast.call(lambda: client.complete(route, "m", SecretStr("s"), []))
 
 

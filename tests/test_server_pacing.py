@@ -14,7 +14,7 @@ from ultra_async.engine.headers import RateLimitHeaders, parse_duration_s, parse
 from ultra_async.engine.limits import LEARN_WINDOW_S, KeyLimits, ShardLimits
 from ultra_async.engine.tokens import estimate_request_tokens
 from ultra_async.planner import build_matrix, make_plan
-from ultra_async.sim import RateRule, SimServer
+from ultra_async.sim import SimServer
 from ultra_async.types import ChatFn, Range, TestOutcome, WorkItem
 
 
