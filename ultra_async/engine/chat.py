@@ -44,9 +44,9 @@ class BoundChat:
         )
 
     async def _attempt(self, messages: Sequence[Message], body: dict[str, Any]) -> ChatResponse:
-        """One request: the key's in-flight slot, then tokens, then the HTTP call.
+        """One request: the key's in-flight slot, room on the way, tokens, then the HTTP call.
 
-        The slot comes first: a request that took a bucket token and then waited for a slot
+        Slots come first: a request that took a bucket token and then waited for a slot
         would spend that token later, in a burst with every other waiter.
         """
         state = self._state
@@ -54,18 +54,25 @@ class BoundChat:
         in_flight = limits.key_in_flight
         if in_flight is not None and not in_flight.try_acquire():
             await in_flight.acquire()
+        transit = limits.transit
         try:
-            if not limits.try_take_token():
-                await limits.take_token()
-            reserved = 0
-            if limits.counts_tokens:
-                reserved = estimate_request_tokens(messages, body)
-                await limits.reserve_tokens(reserved)
-            if state.dead is not None:
-                # the shard died while this request waited for its turn: do not send it
-                limits.settle_tokens(reserved, 0)
-                raise InfraError(state.dead, fatal=True)
-            return await self._send(messages, body, reserved)
+            if transit is not None and not transit.try_acquire():
+                await transit.acquire()
+            try:
+                if not limits.try_take_token():
+                    await limits.take_token()
+                reserved = 0
+                if limits.counts_tokens:
+                    reserved = estimate_request_tokens(messages, body)
+                    await limits.reserve_tokens(reserved)
+                if state.dead is not None:
+                    # the shard died while this request waited for its turn: do not send it
+                    limits.settle_tokens(reserved, 0)
+                    raise InfraError(state.dead, fatal=True)
+                return await self._send(messages, body, reserved)
+            finally:
+                if transit is not None:
+                    transit.release()
         finally:
             if in_flight is not None:
                 in_flight.release()
@@ -107,6 +114,7 @@ class BoundChat:
             raise
         limits.in_flight -= 1
         limits.admitted += 1
+        limits.record_latency(response.latency_s)
         if not headers.empty:
             # the headers count this request's whole reservation: read them before settling
             limits.observe(headers, reserved)

@@ -211,6 +211,11 @@ class ShardLimits:
         self.reserved = 0.0
         #: requests the server admitted (answered 200), for learning its rate from headers
         self.admitted = 0
+        #: requests on their way (see `record_latency`); only for a shard with a rate. One
+        #: until the first answer, which tells the round trip and the server's state
+        self.transit = AdjustableSemaphore(1) if self.bucket is not None else None
+        self._burst = burst
+        self._latency_s: float | None = None
         self._probe: tuple[float, int, int, bool] | None = None
 
     @property
@@ -323,10 +328,13 @@ class ShardLimits:
         remaining = headers.remaining_requests
         if remaining is not None:
             if self.bucket is not None:
-                # the server has at most remaining + 1 (it reports whole tokens); until its
-                # rate is known, assume the least it may have
-                known = headers.limit_requests or self.server_qps is not None
-                self.bucket.clamp(remaining + (1.0 if known else 0.0) - others - 1e-6)
+                left = server_level(remaining, headers.limit_requests, headers.reset_requests_s)
+                if left is None:
+                    # the server has at most remaining + 1 (it reports whole requests); until
+                    # its rate is known, assume the least it may have
+                    known = self.server_qps is not None
+                    left = remaining + (1.0 if known else 0.0)
+                self.bucket.clamp(left - others - 1e-6)
                 if not headers.limit_requests:
                     self._learn_rate(remaining)
             elif remaining < others + 1:
@@ -345,6 +353,25 @@ class ShardLimits:
                 wait = _shortfall_wait(tokens, needed, headers.limit_tokens, headers.reset_tokens_s)
                 if wait > 0:
                     self.pause(wait)
+
+    def record_latency(self, seconds: float) -> None:
+        """Bound the requests on their way to what the rate needs in a round trip, plus burst.
+
+        A server that stalls (a busy host, a garbage collection) keeps refilling only up to
+        its burst, while a client at full rate keeps sending: everything sent during the stall
+        lands at once and all but `burst` requests are refused. With at most
+        `burst + qps · 2 · latency` requests on their way (latency smoothed over the recent
+        responses), what piles up in a stall is what the server can take. Little's law puts
+        the requests a rate needs on their way at `qps · latency`, so the bound never binds
+        while the server answers as usual.
+        """
+        if self.transit is None or self.bucket is None:
+            return
+        last = self._latency_s
+        self._latency_s = seconds if last is None else last + 0.1 * (seconds - last)
+        room = self._burst + math.floor(self.bucket.qps * 2.0 * self._latency_s)
+        if room != self.transit.limit:
+            self.transit.set_limit(room)
 
     def _cap_rate(self, server_qps: float) -> None:
         if self.server_qps == server_qps:
@@ -397,6 +424,20 @@ class ShardLimits:
                 qps = min(qps, self.server_qps)
             self.bucket.set_rate(qps)
         self.tests.set_limit(int(self.control.current_workers))
+
+
+def server_level(remaining: int, limit_per_min: int | None, reset_s: float | None) -> float | None:
+    """What a server's bucket holds, to the fraction, from its whole `remaining` count.
+
+    OpenAI's reset is the time until the bucket is full again, so `reset · rate` is what it
+    lacks: capacity - level. The capacity is a whole number between `remaining + lacking` and
+    one more, so it is `ceil(remaining + lacking)`, and the level is that less `lacking`.
+    None without a declared limit and a reset.
+    """
+    if not limit_per_min or reset_s is None:
+        return None
+    lacking = reset_s * limit_per_min / 60.0
+    return math.ceil(remaining + lacking - 1e-9) - lacking
 
 
 #: seconds over which a server's unstated request rate is measured from its headers
