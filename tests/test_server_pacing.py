@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,3 +149,27 @@ async def test_workers_waiting_for_a_token_on_a_dead_shard_do_not_send(
     assert summary.completed == 60 and summary.dead_shards
     # its first request got the 401; the eleven workers queued behind it sent nothing
     assert stats["keys"]["bad"]["requests"] == 1
+
+
+def test_the_server_level_is_read_to_the_fraction_from_remaining_limit_and_reset() -> None:
+    from ultra_async.engine.limits import server_level
+
+    # 3000 per minute is 50/s: a reset of 30 ms means 1.5 requests short of a full bucket
+    assert server_level(0, 3000, 0.03) == pytest.approx(0.5)
+    assert server_level(1, 3000, 0.02) == pytest.approx(1.0)
+    assert server_level(0, 3000, 0.04) == pytest.approx(0.0)
+    # OpenAI's per-minute window: 3 of 60 left, 57 s until it is whole again
+    assert server_level(3, 60, 57.0) == pytest.approx(3.0)
+    assert server_level(3, None, 0.5) is None and server_level(3, 60, None) is None
+
+
+def test_requests_on_their_way_are_bounded_by_what_a_round_trip_needs() -> None:
+    shard = ShardLimits(Range(64, 64, 64), Range(50, 50, 50), burst=2, clock=FakeClock())
+    assert shard.transit is not None and shard.transit.limit == 1  # until the first answer
+    shard.record_latency(0.002)
+    assert shard.transit.limit == 2  # burst + floor(50 · 2 · 0.002)
+    for _ in range(100):
+        shard.record_latency(0.3)  # a slow API: 50/s needs 15 on their way
+    assert 2 + 29 <= shard.transit.limit <= 2 + 30  # the smoothed latency nears 0.3 s
+    unlimited = ShardLimits(Range(4, 4, 4), Range(math.inf, math.inf, math.inf), 2)
+    assert unlimited.transit is None
