@@ -108,6 +108,18 @@ def run_command(args: argparse.Namespace) -> int:
     )
     if report.sim_stats is not None and not args.quiet:
         console.print(f"simulator: {_sim_line(report.sim_stats)}", highlight=False)
+    if summary.request_errors:
+        console.print(
+            f"{summary.request_errors} tests were refused by the API for good (request_error: "
+            "content filter, context length, invalid request); they are final, with the "
+            "provider's reason in results.jsonl",
+            highlight=False,
+        )
+    if summary.cost_capped:
+        console.print(
+            f"stopped taking tests at --max-cost {args.max_cost:g} (spent {summary.cost:.4g})",
+            highlight=False,
+        )
     if summary.interrupted:
         console.print("interrupted: run the same command again to finish the remaining tests")
         return EXIT_INTERRUPTED
