@@ -173,3 +173,20 @@ def test_requests_on_their_way_are_bounded_by_what_a_round_trip_needs() -> None:
     assert 2 + 29 <= shard.transit.limit <= 2 + 30  # the smoothed latency nears 0.3 s
     unlimited = ShardLimits(Range(4, 4, 4), Range(math.inf, math.inf, math.inf), 2)
     assert unlimited.transit is None
+
+
+async def test_before_the_first_answer_the_room_grows_with_the_time_waited() -> None:
+    import asyncio
+
+    clock = FakeClock()
+    shard = ShardLimits(Range(64, 64, 64), Range(50, 50, 50), burst=2, clock=clock)
+    assert shard.transit is not None
+    await shard.enter_transit()  # the first request: room for one
+    second = asyncio.create_task(shard.enter_transit())
+    await asyncio.sleep(0)
+    assert not second.done() and shard.transit.in_use == 1
+    clock.now += 0.1  # no answer after 100 ms: a round trip is at least that long
+    await asyncio.wait_for(second, 5)
+    assert shard.transit.limit == 1 + 5  # 50/s for 100 ms
+    shard.record_latency(0.002)  # the first answer: back to what the round trip needs
+    assert shard.transit.limit == 2

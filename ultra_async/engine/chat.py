@@ -57,7 +57,7 @@ class BoundChat:
         transit = limits.transit
         try:
             if transit is not None and not transit.try_acquire():
-                await transit.acquire()
+                await limits.enter_transit()
             try:
                 if not limits.try_take_token():
                     await limits.take_token()

@@ -211,11 +211,12 @@ class ShardLimits:
         self.reserved = 0.0
         #: requests the server admitted (answered 200), for learning its rate from headers
         self.admitted = 0
-        #: requests on their way (see `record_latency`); only for a shard with a rate. One
-        #: until the first answer, which tells the round trip and the server's state
+        #: requests on their way (see `record_latency`); only for a shard with a rate. Until
+        #: the first answer the room grows with the time waited for it (see `enter_transit`)
         self.transit = AdjustableSemaphore(1) if self.bucket is not None else None
         self._burst = burst
         self._latency_s: float | None = None
+        self._first_sent: float | None = None
         self._probe: tuple[float, int, int, bool] | None = None
 
     @property
@@ -354,6 +355,37 @@ class ShardLimits:
                 if wait > 0:
                     self.pause(wait)
 
+    async def enter_transit(self) -> None:
+        """Wait for room for one more request on its way (see `record_latency`).
+
+        Before any answer the round trip is unknown; it is at least the time since the first
+        request left, so the room is `1 + qps · that time`: one request at first (its answer
+        tells the server's state), then as many as a rate needs for a round trip that slow.
+        A model that thinks for a minute is not held to one request for that minute.
+        """
+        transit = self.transit
+        if transit is None:
+            return
+        for _ in range(1_000_000):  # bounded: each round waits at most TRANSIT_GROWTH_S
+            if self._latency_s is not None:
+                break
+            now = self._clock()
+            if self._first_sent is None:
+                self._first_sent = now
+            elif self.bucket is not None:
+                room = 1 + math.floor(self.bucket.qps * (now - self._first_sent))
+                if room > transit.limit:
+                    transit.set_limit(room)
+            if transit.try_acquire():
+                return
+            try:
+                async with asyncio.timeout(TRANSIT_GROWTH_S):
+                    await transit.acquire()
+                return
+            except TimeoutError:
+                continue
+        await transit.acquire()
+
     def record_latency(self, seconds: float) -> None:
         """Bound the requests on their way to what the rate needs in a round trip, plus burst.
 
@@ -439,6 +471,9 @@ def server_level(remaining: int, limit_per_min: int | None, reset_s: float | Non
     lacking = reset_s * limit_per_min / 60.0
     return math.ceil(remaining + lacking - 1e-9) - lacking
 
+
+#: how often the room for requests on their way is widened while no answer has come yet
+TRANSIT_GROWTH_S = 0.05
 
 #: seconds over which a server's unstated request rate is measured from its headers
 LEARN_WINDOW_S = 0.5
