@@ -134,3 +134,13 @@ def test_a_bad_file_gets_one_line_per_problem(write_yaml: Callable[[str], Path])
     for fragment in expected:
         assert sum(fragment in line for line in lines) == 1, (fragment, lines)
     assert len(lines) == len(expected), lines
+
+
+def test_the_shard_table_says_unlimited_for_a_model_without_qps(
+    write_yaml: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ultra_async.cli.main import main
+
+    path = write_yaml(GOOD)
+    assert main(["plan", "--providers", str(path), "--models", "local-model"]) == 0
+    assert "unlimited" in capsys.readouterr().out

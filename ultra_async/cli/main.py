@@ -83,6 +83,9 @@ def plan_rows(plan: Plan) -> list[dict[str, Any]]:
 
 
 def _limit(start: float, maximum: float) -> int | float | str:
+    if start == float("inf"):
+        return "unlimited"
+
     def fmt(x: float) -> int | float:
         return int(x) if x == int(x) else x
 
