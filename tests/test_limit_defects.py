@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from ultra_async.config import RetryPolicy, load_config
 from ultra_async.config_extras import GenerationSettings
-from ultra_async.engine import buckets, limits
+from ultra_async.engine import aimd, buckets, limits, semaphore
 from ultra_async.engine.chat import BoundChat
 from ultra_async.engine.engine import Engine
 from ultra_async.engine.headers import RateLimitHeaders
@@ -199,7 +199,7 @@ def _private_attributes(tree: ast.AST) -> tuple[set[str], set[str]]:
     return read, written
 
 
-@pytest.mark.parametrize("module", [limits, buckets])
+@pytest.mark.parametrize("module", [limits, buckets, semaphore, aimd])
 def test_limits_touch_no_private_state_they_do_not_own(module: object) -> None:
     tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
     read, written = _private_attributes(tree)

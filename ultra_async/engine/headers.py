@@ -8,6 +8,7 @@ that cannot be read is treated as absent: pacing is a help, never a reason to fa
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -95,3 +96,35 @@ def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitHeaders:
         remaining_tokens=_count(headers, "x-ratelimit-remaining-tokens"),
         reset_tokens_s=parse_duration_s(headers.get("x-ratelimit-reset-tokens")),
     )
+
+
+def server_level(remaining: int, limit_per_min: int | None, reset_s: float | None) -> float | None:
+    """What a server's bucket holds, to the fraction, from its whole `remaining` count.
+
+    OpenAI's reset is the time until the bucket is full again, so `reset · rate` is what it
+    lacks: capacity - level. The capacity is a whole number between `remaining + lacking` and
+    one more, so it is `ceil(remaining + lacking)`, and the level is that less `lacking`.
+    None without a declared limit and a reset.
+    """
+    if not limit_per_min or reset_s is None:
+        return None
+    lacking = reset_s * limit_per_min / 60.0
+    return math.ceil(remaining + lacking - 1e-9) - lacking
+
+
+#: seconds over which a server's unstated request rate is measured from its headers
+LEARN_WINDOW_S = 0.5
+
+
+def shortfall_wait(
+    remaining: float, needed: float, limit_per_min: float | None, reset_s: float | None
+) -> float:
+    """Seconds until a server with `remaining` units has `needed`, from its headers."""
+    if remaining >= needed:
+        return 0.0
+    waits = []
+    if limit_per_min:
+        waits.append((needed - remaining) * 60.0 / limit_per_min)
+    if reset_s is not None:
+        waits.append(reset_s)
+    return min(waits) if waits else 0.0

@@ -12,154 +12,22 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
-from dataclasses import dataclass, field
 
 from ..types import Range
+from .aimd import AimdController
 from .buckets import AdjustableLimiter, Clock, TokenBucket, token_bucket
-from .headers import RateLimitHeaders
+from .headers import LEARN_WINDOW_S, RateLimitHeaders, server_level, shortfall_wait
+from .semaphore import AdjustableSemaphore
 
-
-class AdjustableSemaphore:
-    """A semaphore whose limit can change while held; lowering it waits for holders to leave."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        self._limit = limit
-        self._in_use = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self.peak = 0
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    @property
-    def in_use(self) -> int:
-        return self._in_use
-
-    def set_limit(self, limit: int) -> None:
-        self._limit = max(1, limit)
-        self._wake()
-
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free and nobody is queued; never waits."""
-        if self._in_use < self._limit and not self._waiters:
-            self._take()
-            return True
-        return False
-
-    async def acquire(self) -> None:
-        if self.try_acquire():
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                # woken and cancelled in the same step: hand the slot on
-                self._in_use -= 1
-                self._wake()
-            elif fut in self._waiters:  # _wake may already have dropped a cancelled waiter
-                self._waiters.remove(fut)
-            raise
-
-    def release(self) -> None:
-        if self._in_use <= 0:
-            raise RuntimeError("release() without acquire()")
-        self._in_use -= 1
-        self._wake()
-
-    def _take(self) -> None:
-        self._in_use += 1
-        self.peak = max(self.peak, self._in_use)
-
-    def _wake(self) -> None:
-        while self._waiters and self._in_use < self._limit:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                self._take()
-                fut.set_result(None)
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
-
-
-@dataclass(slots=True)
-class AimdController:
-    """Additive increase per quiet interval, multiplicative decrease on 429, within bounds.
-
-    Only ranges adapt: a fixed number (`qps: 50`) is a Range with min == start == max, so a 429
-    pauses the shard but never lowers it. The increase is one step (5 % of max) per
-    `increase_every_s` of successes without a 429, whatever the throughput: a busy shard does
-    not climb faster than an idle one. A 429 for a request sent before the last decrease is not
-    a new signal (it was sent at the old rate), so a burst of 429s from requests already in
-    flight halves the rate once.
-    """
-
-    workers: Range
-    qps: Range
-    clock: Clock = time.monotonic
-    decrease_factor: float = 0.5
-    #: seconds without a 429 per additive step
-    increase_every_s: float = 2.0
-    cooldown_s: float = 5.0
-    current_workers: float = field(init=False)
-    current_qps: float = field(init=False)
-    _last_step: float = field(init=False, default=0.0)
-    _calm_after: float = field(init=False, default=0.0)
-    _last_decrease: float = field(init=False, default=float("-inf"))
-
-    def __post_init__(self) -> None:
-        self.current_workers = self.workers.start
-        self.current_qps = self.qps.start
-        self._last_step = self.clock()
-
-    @property
-    def adaptive(self) -> bool:
-        return self.workers.adaptive or self.qps.adaptive
-
-    def on_success(self) -> bool:
-        """Record a success; True when the limits went up (at most one step per interval)."""
-        now = self.clock()
-        if now < self._calm_after or now - self._last_step < self.increase_every_s:
-            return False
-        self._last_step = now
-        new_qps = self.current_qps
-        if self.qps.adaptive:
-            new_qps = min(self.qps.max, self.current_qps + max(1.0, self.qps.max / 20))
-        new_workers = self.current_workers
-        if self.workers.adaptive:
-            step = max(1.0, self.workers.max / 20)
-            new_workers = min(self.workers.max, self.current_workers + step)
-        changed = (new_qps, new_workers) != (self.current_qps, self.current_workers)
-        self.current_qps, self.current_workers = new_qps, new_workers
-        return changed
-
-    def on_rate_limited(self, retry_after_s: float | None, sent_at: float | None = None) -> bool:
-        """Record a 429 for a request sent at `sent_at`; True when the limits went down."""
-        now = self.clock()
-        if (now if sent_at is None else sent_at) <= self._last_decrease:
-            return False
-        self._last_decrease = now
-        # no increase until the server has had time to recover
-        self._calm_after = now + max(self.cooldown_s, retry_after_s or 0.0)
-        self._last_step = now
-        new_qps = self.current_qps
-        if self.qps.adaptive:
-            new_qps = max(self.qps.min, self.current_qps * self.decrease_factor)
-        new_workers = self.current_workers
-        if self.workers.adaptive:
-            halved = math.floor(self.current_workers * self.decrease_factor)
-            new_workers = max(self.workers.min, halved)
-        changed = (new_qps, new_workers) != (self.current_qps, self.current_workers)
-        self.current_qps, self.current_workers = new_qps, new_workers
-        return changed
+__all__ = [
+    "LEARN_WINDOW_S",
+    "AdjustableLimiter",
+    "AdjustableSemaphore",
+    "AimdController",
+    "KeyLimits",
+    "ShardLimits",
+    "server_level",
+]
 
 
 class KeyLimits:
@@ -339,7 +207,7 @@ class ShardLimits:
                 if not headers.limit_requests:
                     self._learn_rate(remaining)
             elif remaining < others + 1:
-                self.pause(_shortfall_wait(remaining, others + 1, None, headers.reset_requests_s))
+                self.pause(shortfall_wait(remaining, others + 1, None, headers.reset_requests_s))
         tokens = headers.remaining_tokens
         if tokens is not None:
             if headers.limit_tokens and self.tokens is not None:
@@ -351,7 +219,7 @@ class ShardLimits:
                 self.tokens.clamp(tokens + 1.0 - others_reserved)
             else:
                 needed = others_reserved + max(counted, 1.0)
-                wait = _shortfall_wait(tokens, needed, headers.limit_tokens, headers.reset_tokens_s)
+                wait = shortfall_wait(tokens, needed, headers.limit_tokens, headers.reset_tokens_s)
                 if wait > 0:
                     self.pause(wait)
 
@@ -458,36 +326,5 @@ class ShardLimits:
         self.tests.set_limit(int(self.control.current_workers))
 
 
-def server_level(remaining: int, limit_per_min: int | None, reset_s: float | None) -> float | None:
-    """What a server's bucket holds, to the fraction, from its whole `remaining` count.
-
-    OpenAI's reset is the time until the bucket is full again, so `reset · rate` is what it
-    lacks: capacity - level. The capacity is a whole number between `remaining + lacking` and
-    one more, so it is `ceil(remaining + lacking)`, and the level is that less `lacking`.
-    None without a declared limit and a reset.
-    """
-    if not limit_per_min or reset_s is None:
-        return None
-    lacking = reset_s * limit_per_min / 60.0
-    return math.ceil(remaining + lacking - 1e-9) - lacking
-
-
 #: how often the room for requests on their way is widened while no answer has come yet
 TRANSIT_GROWTH_S = 0.05
-
-#: seconds over which a server's unstated request rate is measured from its headers
-LEARN_WINDOW_S = 0.5
-
-
-def _shortfall_wait(
-    remaining: float, needed: float, limit_per_min: float | None, reset_s: float | None
-) -> float:
-    """Seconds until a server with `remaining` units has `needed`, from its headers."""
-    if remaining >= needed:
-        return 0.0
-    waits = []
-    if limit_per_min:
-        waits.append((needed - remaining) * 60.0 / limit_per_min)
-    if reset_s is not None:
-        waits.append(reset_s)
-    return min(waits) if waits else 0.0

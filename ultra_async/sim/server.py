@@ -251,7 +251,7 @@ class SimServer:
                 for c in counters:
                     c.rate_limited += 1
                 return self._refuse(request, route, wait_s, by_tokens, charge, azure)
-            headers = _limit_headers(route, azure)
+            headers = route.limit_headers(azure)
         fault = self._faults.pick(route.edges) if route.edges else None
         if fault is not None:
             for c in counters:
@@ -354,35 +354,6 @@ class SimServer:
             await asyncio.sleep(delay_s)
         finally:
             self._sleeping.discard(task)
-
-
-def _limit_headers(route: SimRoute, azure: bool) -> dict[str, str]:
-    """`x-ratelimit-*` of an admitted request: OpenAI's full set, or Azure's variant.
-
-    Remaining counts are of the emptiest bucket; a reset is the time until that bucket is
-    full again. OpenAI also states limits per minute and writes resets as `1s`/`20ms`/`6m0s`;
-    the Azure variant has no limits and writes resets in plain seconds.
-    """
-    headers: dict[str, str] = {}
-    if route.buckets:
-        low = min(route.buckets, key=lambda b: b.tokens)
-        headers["x-ratelimit-remaining-requests"] = str(max(0, int(low.tokens)))
-        reset = low.full_in_s()
-        if azure:
-            headers["x-ratelimit-reset-requests"] = f"{reset:.3f}"
-        else:
-            headers["x-ratelimit-limit-requests"] = route.limit_rpm
-            headers["x-ratelimit-reset-requests"] = protocol.openai_duration(reset)
-    if route.token_buckets:
-        low = min(route.token_buckets, key=lambda b: b.tokens)
-        headers["x-ratelimit-remaining-tokens"] = str(max(0, math.floor(low.tokens)))
-        reset = low.full_in_s()
-        if azure:
-            headers["x-ratelimit-reset-tokens"] = f"{reset:.3f}"
-        else:
-            headers["x-ratelimit-limit-tokens"] = str(route.limit_tpm)
-            headers["x-ratelimit-reset-tokens"] = protocol.openai_duration(reset)
-    return headers
 
 
 def _reply(
