@@ -21,6 +21,8 @@ from ultra_async.logs import configure_logging
 SECTIONS = {
     "overhead": "benchmarks.bench_overhead",
     "rate_fidelity": "benchmarks.bench_rate_fidelity",
+    "tpm_fidelity": "benchmarks.bench_tpm_fidelity",
+    "header_pacing": "benchmarks.bench_header_pacing",
     "overlap": "benchmarks.bench_overlap",
     "makespan": "benchmarks.bench_makespan",
     "aggregator": "benchmarks.bench_aggregator",
@@ -30,7 +32,14 @@ SECTIONS = {
 #: section → [(field, comparison, target)]
 TARGETS: dict[str, list[tuple[str, str, float]]] = {
     "overhead": [("cpu_ratio", "<=", 1.25), ("in_flight_ratio", ">=", 0.95)],
-    "rate_fidelity": [("max_deviation_pct", "<=", 2.0), ("provoked_429", "<=", 0)],
+    "rate_fidelity": [
+        ("max_deviation_pct", "<=", 2.0),
+        ("provoked_429", "<=", 0),
+        ("exact_bucket_efficiency", ">=", 0.97),
+        ("exact_bucket_provoked_429", "<=", 3),
+    ],
+    "tpm_fidelity": [("max_deviation_pct", "<=", 3.0), ("provoked_429", "<=", 0)],
+    "header_pacing": [("rate_limited_share", "<=", 0.02)],
     "overlap": [("efficiency", ">=", 0.95)],
     "makespan": [("ratio", "<=", 1.05), ("ratio_dead_deployment", "<=", 1.05)],
     "aggregator": [("max_loop_stall_ms", "<", 20.0)],

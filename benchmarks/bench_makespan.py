@@ -132,7 +132,7 @@ def one_run(providers: Path, *sim_args: str) -> dict[str, Any]:
                 "stolen": row["stolen"],
                 "requests": row["requests"],
                 "server_ok": counts.get("ok", 0),
-                "server_qps": round(counts.get("qps", 0.0), 2),
+                "server_qps": round(counts.get("qps") or 0.0, 2),
                 "dead": row["dead"] is not None,
             }
         )

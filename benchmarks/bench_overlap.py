@@ -31,7 +31,11 @@ from ultra_async.engine.engine import Engine
 from ultra_async.logs import configure_logging
 from ultra_async.planner import Matrix, make_plan
 from ultra_async.sim import fake_secret
+from ultra_async.suites.workflow.suite import workflow_cases
 from ultra_async.types import ChatFn, Outcome, WorkItem
+
+#: the default workflow cells: optimal × 0.8 × easy × the five task types
+WORKFLOW_CASES = tuple(workflow_cases())
 
 LATENCY_MS = 50.0
 TESTS = 5000
@@ -93,12 +97,14 @@ async def engine_rounds(providers: Path, base_url: str, tests: int, rounds: int)
     """Wall seconds of `rounds` engine runs of `tests` one-request tests, on one warm engine."""
     config = load_config(providers)
     keys = {"bench-0": SecretStr(fake_secret("bench-0"))}
-    warm = make_plan(config, Matrix(("bench",), instances=math.ceil(CONCURRENCY / 5)))
+    warm = make_plan(
+        config, Matrix(("bench",), WORKFLOW_CASES, instances=math.ceil(CONCURRENCY / 5))
+    )
     walls: list[float] = []
     async with Engine(config, keys=keys, base_urls={"sim": base_url}) as engine:
         await engine.run(warm, one_request)  # fill the connection pool
         for _ in range(rounds):
-            plan = make_plan(config, Matrix(("bench",), instances=tests // 5))
+            plan = make_plan(config, Matrix(("bench",), WORKFLOW_CASES, instances=tests // 5))
             started = time.perf_counter()
             summary = await engine.run(plan, one_request)
             walls.append(time.perf_counter() - started)

@@ -151,7 +151,7 @@ async def test_401_is_fatal_and_not_retried(client: ChatClient) -> None:
     assert "sk-test-secret-123" not in info.value.reason
 
 
-async def test_content_filter_is_fatal_for_the_request_only(client: ChatClient) -> None:
+async def test_content_filter_is_rejected_for_the_request_only(client: ChatClient) -> None:
     with aioresponses() as mock:
         mock.post(
             OPENAI.url,
@@ -160,7 +160,8 @@ async def test_content_filter_is_fatal_for_the_request_only(client: ChatClient) 
         )
         with pytest.raises(RequestError) as info:
             await client.complete(OPENAI, "m", KEY, MESSAGES)
-    assert info.value.kind == "fatal" and not info.value.route_fatal
+    assert info.value.kind == "rejected" and not info.value.route_fatal
+    assert info.value.code == "content_filter" and info.value.status == 400
 
 
 async def test_quota_exhausted_is_fatal_for_the_route(client: ChatClient) -> None:
@@ -233,7 +234,8 @@ def test_full_jitter_is_capped() -> None:
         (401, None, "fatal"),
         (403, None, "fatal"),
         (404, None, "fatal"),
-        (400, "content_filter", "fatal"),
+        (400, "content_filter", "rejected"),
+        (422, None, "rejected"),
     ],
 )
 def test_classify_status(status: int, code: str | None, kind: str) -> None:

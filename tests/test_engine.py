@@ -42,7 +42,7 @@ KEYS = {name: SecretStr(f"secret-{name}") for name in ("k0", "k1", "k2", "shared
 def make_config(
     write_yaml: Callable[[str], Path],
     *,
-    qps: float = 1000,
+    qps: float | str = 1000,
     shared_qps: float = 1000,
     grace_s: float = 5,
 ) -> Config:
@@ -142,7 +142,8 @@ async def test_all_shards_dead_records_infra_errors(write_yaml: Callable[[str], 
 
 
 async def test_429s_are_retried_and_slow_the_shard(write_yaml: Callable[[str], Path]) -> None:
-    config = make_config(write_yaml)
+    # only a range adapts: a fixed qps is paused by Retry-After but never lowered
+    config = make_config(write_yaml, qps="{start: 1000, min: 1}")
     server = Loopback(limit_qps={"secret-k0": (50.0, 2.0)})
     async with loopback_server(server):
         results, summary = await run_plan(config, server, "m-inst", instances=6)

@@ -77,11 +77,14 @@ def test_aimd_decreases_once_per_cooldown_and_stays_in_bounds() -> None:
 
 def test_aimd_increase_after_sustained_success_up_to_max() -> None:
     clock = Clock()
-    aimd = AimdController(Range(50, 1, 100), Range(100, 1, 200), clock=clock, increase_after=10)
+    aimd = AimdController(Range(50, 1, 100), Range(100, 1, 200), clock=clock, increase_every_s=2.0)
+    clock.now += 1.9
     assert not any(aimd.on_success() for _ in range(9))
+    clock.now += 0.1
     assert aimd.on_success()
     assert aimd.current_qps == 110 and aimd.current_workers == 55
     for _ in range(1000):
+        clock.now += 2.0
         aimd.on_success()
     assert (aimd.current_qps, aimd.current_workers) == (200, 100)  # never above max
 
@@ -89,7 +92,7 @@ def test_aimd_increase_after_sustained_success_up_to_max() -> None:
 def test_aimd_no_increase_during_retry_after_cooldown() -> None:
     clock = Clock()
     aimd = AimdController(
-        Range(2, 1, 2), Range(10, 1, 10), clock=clock, increase_after=1, cooldown_s=1
+        Range(2, 1, 2), Range(10, 1, 10), clock=clock, increase_every_s=0.001, cooldown_s=1
     )
     aimd.on_rate_limited(30.0)
     assert aimd.current_qps == 5

@@ -147,8 +147,9 @@ def test_no_piece_of_the_key_in_anything_a_failing_run_produced(
         assert not leaks(text), f"pieces of the key in {where}: {leaks(text)[:3]}"
     # the errors really happened and were recorded, with their text
     journal = produced[str(out / "results.jsonl")]
-    assert journal.count('"infra_error"') == 3, journal
-    assert "HTTP 400" in journal and "HTTP 401" in journal, journal
+    assert journal.count('"outcome":"infra_error"') == 2, journal  # 401 and 500
+    assert journal.count('"outcome":"request_error"') == 1, journal  # a 400 is final
+    assert "400 bad_request" in journal and "HTTP 401" in journal, journal
     assert "Incorrect API key" in journal and "[redacted]" in journal
 
 

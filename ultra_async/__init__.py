@@ -10,6 +10,7 @@ from .errors import (
     MissingKeysError,
     PlanError,
     RequestError,
+    RequestRejectedError,
     StorageError,
     UltraAsyncError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Outcome",
     "PlanError",
     "RequestError",
+    "RequestRejectedError",
     "Results",
     "RunReport",
     "RunSummary",

@@ -120,6 +120,7 @@ async def arun(
     retry_errors: bool = False,
     rerun_changed: bool = False,
     buffer_size: int = 3,
+    max_cost: float | None = None,
     prompt_types: str | Iterable[str] = "optimal",
     rates: str | Iterable[str | float] = "0.8",
     difficulties: str | Iterable[str] = "easy",
@@ -134,9 +135,10 @@ async def arun(
 
     Without a suite, the built-in workflow benchmark runs over `prompt_types`, `rates`,
     `difficulties` and `task_types`. `limit` and `sample` make a smoke run of a part of the
-    cases (a seeded fraction, then at most `limit`). `keys` gives secrets by key name and `base_urls` base
-    URLs by provider name, so a script needs no environment variables. `simulate=True` runs
-    against the embedded simulator (the suite's `simulate` gives the replies). `progress`
+    cases (a seeded fraction, then at most `limit`). `keys` gives secrets by key name and
+    `base_urls` base URLs by provider name, so a script needs no environment variables.
+    `simulate=True` runs against the embedded simulator (the suite's `simulate` gives the
+    replies). `max_cost` stops taking new tests once the responses cost that much. `progress`
     shows a live display (default: in a terminal or a notebook). `transcripts` (all, failures,
     none) keeps conversations; `cache` (use, refresh, only, off) answers repeated requests
     from the response cache (`cache_dir` shares one across runs). Options are named like the
@@ -165,6 +167,7 @@ async def arun(
         fresh=fresh,
         providers=Path(providers) if providers is not None else None,
         buffer_size=buffer_size,
+        max_cost=max_cost,
         keys=keys,
         base_urls=base_urls,
         retry_errors=retry_errors,

@@ -30,8 +30,19 @@ from ._input import (
     shape_problems,
     url_problem,
 )
+from .config_extras import (
+    GenerationSettings,
+    KeyExtras,
+    ModelExtras,
+    ProviderExtras,
+    add_keyless_keys,
+    generation_settings,
+)
 from .errors import ConfigError, MissingKeysError
 from .types import Range
+
+#: `qps` left out: no request-rate limit at all (a local server)
+UNLIMITED = Range(start=math.inf, min=math.inf, max=math.inf)
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Shapes of real API keys: such a value in providers.yaml is a leaked secret, not a variable.
@@ -92,17 +103,22 @@ class Defaults(_Strict):
     grace_s: float = Field(10.0, ge=0, le=MAX_GRACE_S)
 
 
-class KeySpec(_Strict):
-    """A named API key: where it comes from and the limits shared by everything that uses it."""
+class KeySpec(_Strict, KeyExtras):
+    """A named API key: where it comes from and the limits shared by everything that uses it.
 
-    env: str
+    Without `env` the key is empty and no auth header is sent (a local, keyless server).
+    """
+
+    env: str | None = None
     qps: float | None = Field(None, ge=MIN_QPS, le=MAX_QPS)
     max_in_flight: int | None = Field(None, ge=1, le=MAX_IN_FLIGHT)
     burst: int | None = Field(None, ge=1, le=MAX_BURST)
 
     @field_validator("env")
     @classmethod
-    def _env_is_a_name(cls, value: str) -> str:
+    def _env_is_a_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if _SECRET_SHAPE.search(value):
             raise ValueError(
                 "looks like an API key, not an environment variable name; "
@@ -113,7 +129,7 @@ class KeySpec(_Strict):
         return value
 
 
-class ProviderSpec(_Strict):
+class ProviderSpec(_Strict, ProviderExtras):
     """How to reach one API."""
 
     kind: Literal["openai", "azure"]
@@ -150,8 +166,9 @@ def _range(value: Any, *, integer: bool, upper: float, lower: float) -> Range:
     if isinstance(value, bool):
         raise ValueError("must be a number or {start, max}")
     if isinstance(value, int | float):
+        # a plain number is fixed: it never adapts, up or down
         start = maximum = float(value)
-        minimum: float | None = None
+        minimum: float | None = start
     elif isinstance(value, Mapping):
         unknown = set(value) - {"start", "max", "min"}
         if unknown:
@@ -185,7 +202,7 @@ def _range(value: Any, *, integer: bool, upper: float, lower: float) -> Range:
     return Range(start=start, min=minimum, max=maximum)
 
 
-class ModelSpec(_Strict):
+class ModelSpec(_Strict, ModelExtras):
     """One model: its provider, how its capacity is split into shards, and per-shard limits."""
 
     provider: str
@@ -196,7 +213,7 @@ class ModelSpec(_Strict):
     #: the model name sent in requests, when it differs from the entry's name
     api_model: str | None = None
     workers: Range
-    qps: Range
+    qps: Range = UNLIMITED
     burst: int | None = Field(None, ge=1, le=MAX_BURST)
 
     @field_validator("workers", mode="before")
@@ -236,6 +253,8 @@ class ProvidersFile(BaseModel):
     keys: dict[str, KeySpec]
     providers: dict[str, ProviderSpec] = Field(min_length=1)
     models: dict[str, ModelSpec] = Field(min_length=1)
+
+    _keyless = model_validator(mode="before")(add_keyless_keys)
 
     @model_validator(mode="after")
     def _references(self) -> ProvidersFile:
@@ -288,6 +307,11 @@ class Config:
     def retry_of(self, model: str) -> RetryPolicy:
         return self.provider_of(model).retry or self.data.defaults.retry
 
+    def settings_of(self, model: str) -> GenerationSettings:
+        """The model's generation params, parameter rules and price, resolved."""
+        spec = self.data.models[model]
+        return generation_settings(self.data.providers[spec.provider], spec)
+
     def base_url_of(self, provider: str, env: Mapping[str, str] | None = None) -> str:
         spec = self.data.providers[provider]
         env = os.environ if env is None else env
@@ -302,7 +326,8 @@ class Config:
         """Key name → environment variable, for the keys the given models use."""
         names = self.models if models is None else models
         used = {key for m in names for key in self.data.models[m].keys}
-        return {k: self.data.keys[k].env for k in sorted(used)}
+        envs = {k: self.data.keys[k].env for k in sorted(used)}
+        return {k: env for k, env in envs.items() if env is not None}
 
     def missing_keys(
         self, models: Iterable[str] | None = None, env: Mapping[str, str] | None = None
@@ -321,7 +346,10 @@ class Config:
             raise MissingKeysError(missing)
         envs = self.key_envs(models)
         check_keys({f"${var}": env[var] for var in envs.values()})
-        return {name: SecretStr(env[var]) for name, var in envs.items()}
+        names = self.models if models is None else models
+        used = {key for m in names for key in self.data.models[m].keys}
+        # keys without a variable are keyless: an empty secret, no auth header
+        return {name: SecretStr(env[envs[name]] if name in envs else "") for name in sorted(used)}
 
     def malformed_keys(
         self, models: Iterable[str] | None = None, env: Mapping[str, str] | None = None

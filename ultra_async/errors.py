@@ -38,18 +38,24 @@ class RequestError(UltraAsyncError):
         status: int | None = None,
         retry_after_s: float | None = None,
         code: str | None = None,
+        detail: str | None = None,
+        headers: object = None,
     ) -> None:
         super().__init__(message)
-        #: one of "rate_limit", "transient", "fatal"
+        #: one of "rate_limit", "transient", "fatal" (the route), "rejected" (this request)
         self.kind = kind
         self.status = status
         self.retry_after_s = retry_after_s
         #: the provider's error code from the body, e.g. "insufficient_quota", "content_filter"
         self.code = code
+        #: the provider's error message alone (secrets removed)
+        self.detail = detail
+        #: the response's parsed `x-ratelimit-*` headers, when there was a response
+        self.headers = headers
 
     @property
     def retryable(self) -> bool:
-        return self.kind != "fatal"
+        return self.kind not in ("fatal", "rejected")
 
     @property
     def route_fatal(self) -> bool:
@@ -78,6 +84,17 @@ class InfraError(UltraAsyncError):
         #: so the shard should stop taking work.
         self.fatal = fatal
         self.status = status
+
+
+class RequestRejectedError(UltraAsyncError):
+    """The API refused this request for good (content filter, context length, invalid body)."""
+
+    def __init__(self, reason: str, *, status: int | None, code: str | None) -> None:
+        super().__init__(reason)
+        #: e.g. "400 content_filter: The response was filtered ..."
+        self.reason = reason
+        self.status = status
+        self.code = code
 
 
 class DatabaseError(UltraAsyncError):

@@ -101,7 +101,7 @@ def build_shards(config: Config, model: str) -> list[Shard]:
             kind=provider.kind,
             base_url=base_url,
             key_name=key,
-            key_env=config.data.keys[key].env,
+            key_env=config.data.keys[key].env or "",
             key_index=key_index % len(spec.keys),
             deployment=deployment,
             api_version=provider.api_version,

@@ -74,6 +74,8 @@ class RunOptions:
     limit: int | None = None
     #: a smoke run: this fraction of the cases, chosen by a digest of case id and seed
     sample: float | None = None
+    #: stop taking new tests once the responses cost this much (models' `price`)
+    max_cost: float | None = None
     #: simulator knobs (only with simulate=True)
     sim_latency_ms: float | None = None
     #: conversations kept: all, failures (not a completed full success) or none
@@ -235,6 +237,7 @@ async def run_evaluation(
                     base_urls=sim_urls if sim is not None else base_urls,
                     tag_requests=sim is not None and suite.simulate is not None,
                     recording=recording,
+                    max_cost=options.max_cost,
                 ) as engine:
                     if handle_signals:
                         uninstall = _install_stop_signals(engine)

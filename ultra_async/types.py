@@ -279,6 +279,7 @@ class TestResult:
 
     @classmethod
     def request_error(cls, item: WorkItem, shard: str, reason: str, **extra: Any) -> TestResult:
+        """A test the API refused for good (e.g. `400 content_filter: ...`); not retried."""
         return cls.error("request_error", item, shard, reason, **extra)
 
     @classmethod

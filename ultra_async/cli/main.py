@@ -71,6 +71,9 @@ def plan_rows(plan: Plan) -> list[dict[str, Any]]:
 
 
 def _limit(start: float, maximum: float) -> int | float | str:
+    if start == float("inf"):
+        return "unlimited"
+
     def fmt(x: float) -> int | float:
         return int(x) if x == int(x) else x
 
@@ -220,6 +223,16 @@ def out_from_args(args: argparse.Namespace) -> Path:
     return Settings().out
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
 @command("run", "run an evaluation (resumes from the journal in --out)")
 def _run(parser: argparse.ArgumentParser) -> Handler:
     _add_providers(parser)
@@ -253,6 +266,13 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         help="rerun tests whose case (labels or data) changed since they were journaled",
     )
     add_recording_options(parser)
+    parser.add_argument(
+        "--max-cost",
+        type=_positive_float,
+        default=None,
+        help="stop taking new tests once the responses cost this much (from the models' "
+        "price in providers.yaml); a rerun continues",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live progress display")
     parser.add_argument(
         "--log-level",

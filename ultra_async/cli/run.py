@@ -90,6 +90,7 @@ def run_command(args: argparse.Namespace) -> int:
         transcripts=args.transcripts,
         cache=args.cache,
         cache_dir=args.cache_dir,
+        max_cost=args.max_cost,
     )
     # Everything that can refuse the run is checked before a single file is written.
     config = load_config(args.providers, settings)
@@ -170,6 +171,11 @@ def run_command(args: argparse.Namespace) -> int:
             "their old results are kept. Rerun them with --rerun-changed.",
             highlight=False,
             markup=False,
+        )
+    if summary.cost_capped:
+        console.print(
+            f"stopped taking tests at --max-cost {args.max_cost:g} (spent {summary.cost:.4g})",
+            highlight=False,
         )
     if summary.interrupted:
         console.print(INTERRUPTED, highlight=False)

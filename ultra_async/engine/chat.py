@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..errors import RequestError
+from ..errors import InfraError, RequestError
 from ..types import ChatResponse, Message, WorkItem
+from .headers import RateLimitHeaders
 from .shards import ShardState
+from .tokens import estimate_request_tokens
 
 if TYPE_CHECKING:
     from .recording import Recorder
@@ -28,6 +30,7 @@ class BoundChat:
         "_output_tokens",
         "_state",
         "_tag",
+        "cost",
         "recorder",
         "requests",
         "retries",
@@ -41,6 +44,8 @@ class BoundChat:
         self._deadline = deadline
         self._tag = tag
         self._input_tokens = self._output_tokens = 0
+        #: what this test's responses cost, from the model's `price` (0 without one)
+        self.cost = 0.0
         self.requests = 0
         self.retries = 0
         #: told of every failed attempt, for the transcript (engine/recording.py)
@@ -68,49 +73,104 @@ class BoundChat:
         self._output_tokens += response.output_tokens
 
     async def _call(self, messages: Sequence[Message], params: dict[str, Any]) -> ChatResponse:
+        settings = self._state.settings
+        body = params if settings.plain else settings.body(params)
         try:
-            return await self._attempt(messages, params)
+            return await self._attempt(messages, body)
         except RequestError as error:
             first_error = error
         return await self._state.retrier.call(
-            lambda: self._attempt(messages, params),
+            lambda: self._attempt(messages, body),
             deadline=self._deadline,
             on_retry=self._on_retry,
             first_error=first_error,
         )
 
-    async def _attempt(self, messages: Sequence[Message], params: dict[str, Any]) -> ChatResponse:
-        """One request: tokens first, then the HTTP call; 429s feed the shard's controller."""
+    async def _attempt(self, messages: Sequence[Message], body: dict[str, Any]) -> ChatResponse:
+        """One request: the key's in-flight slot, room on the way, tokens, then the HTTP call.
+
+        Slots come first: a request that took a bucket token and then waited for a slot
+        would spend that token later, in a burst with every other waiter.
+        """
         state = self._state
         limits = state.limits
-        if not limits.try_take_token():
-            await limits.take_token()
         in_flight = limits.key_in_flight
-        if in_flight is not None:
+        if in_flight is not None and not in_flight.try_acquire():
             await in_flight.acquire()
+        transit = limits.transit
+        try:
+            if transit is not None and not transit.try_acquire():
+                await limits.enter_transit()
+            try:
+                if not limits.try_take_token():
+                    await limits.take_token()
+                reserved = 0
+                if limits.counts_tokens:
+                    reserved = estimate_request_tokens(messages, body)
+                    await limits.reserve_tokens(reserved)
+                if state.dead is not None:
+                    # the shard died while this request waited for its turn: do not send it
+                    limits.settle_tokens(reserved, 0)
+                    raise InfraError(state.dead, fatal=True)
+                return await self._send(messages, body, reserved)
+            finally:
+                if transit is not None:
+                    transit.release()
+        finally:
+            if in_flight is not None:
+                in_flight.release()
+
+    async def _send(
+        self, messages: Sequence[Message], body: dict[str, Any], reserved: int
+    ) -> ChatResponse:
+        state = self._state
+        limits = state.limits
         state.requests += 1
         self.requests += 1
         shard = state.shard
         sent_at = time.monotonic()
+        limits.in_flight += 1
         try:
-            response, _ = await state.client.complete(
+            response, headers = await state.client.complete(
                 shard.route,
                 shard.api_model,
                 state.key,
                 messages,
                 request_timeout=state.request_timeout,
-                **params,
+                **body,
             )
         except RequestError as error:
             if self.recorder is not None:
                 self.recorder.failed(error)
-            if error.kind == "rate_limit":
+            limits.in_flight -= 1
+            refused = error.kind == "rate_limit"
+            if isinstance(error.headers, RateLimitHeaders) and not error.headers.empty:
+                limits.observe(error.headers, 0 if refused else reserved)
+            if refused:
                 state.rate_limited += 1
+                limits.settle_tokens(reserved, 0)  # a refused request used nothing
                 limits.record_rate_limited(error.retry_after_s, sent_at)
+            else:
+                limits.settle_tokens(reserved, None)  # the server may have counted it
             raise
-        finally:
-            if in_flight is not None:
-                in_flight.release()
+        except BaseException:
+            limits.in_flight -= 1
+            limits.settle_tokens(reserved, None)
+            raise
+        limits.in_flight -= 1
+        limits.admitted += 1
+        limits.record_latency(response.latency_s)
+        if not headers.empty:
+            # the headers count this request's whole reservation: read them before settling
+            limits.observe(headers, reserved)
+        used = response.input_tokens + response.output_tokens
+        if reserved:
+            limits.settle_tokens(reserved, used or None)
+        price = state.settings.price
+        if price is not None:
+            cost = price.cost(response.input_tokens, response.output_tokens)
+            state.cost += cost
+            self.cost += cost
         limits.record_success()
         state.tokens += response.input_tokens + response.output_tokens
         return response

@@ -1,8 +1,9 @@
 """HTTP calls to OpenAI-compatible and Azure chat-completion routes, and error classification.
 
 Every failure becomes a RequestError whose `kind` is the retry decision:
-rate_limit (429), transient (5xx, timeouts, dropped connections, malformed bodies) or
-fatal (401/403/404, quota exhausted, other 4xx such as a content filter).
+rate_limit (429), transient (5xx, timeouts, dropped connections, malformed bodies),
+fatal (the route cannot work: 401/403/404, quota exhausted) or rejected (this request can
+never succeed: 400 content filter or context length, 413, 422 and other 4xx).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -21,16 +21,13 @@ from .._redact import redact
 from ..config import Timeouts
 from ..errors import RequestError
 from ..types import ChatResponse, Message, Route
+from .headers import RateLimitHeaders, parse_rate_limit_headers
+
+__all__ = ["ChatClient", "RateLimitHeaders", "classify_status", "parse_completion"]
 
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524, 529})
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitHeaders:
-    """What the server said about its limits in `x-ratelimit-*` headers (None when absent)."""
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
+#: statuses that say the route (key, deployment, model) cannot work, not just this request
+_ROUTE_FATAL_STATUS = frozenset({401, 403, 404})
 
 
 def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
@@ -113,7 +110,9 @@ def classify_status(status: int, code: str | None) -> str:
         return "fatal" if code == "insufficient_quota" else "rate_limit"
     if status in _TRANSIENT_STATUS or status >= 500:
         return "transient"
-    return "fatal"
+    if status in _ROUTE_FATAL_STATUS:
+        return "fatal"
+    return "rejected"
 
 
 def parse_completion(body: bytes, latency_s: float) -> ChatResponse:
@@ -155,7 +154,9 @@ class ChatClient:
         **params: Any,
     ) -> tuple[ChatResponse, RateLimitHeaders]:
         secret = key.get_secret_value()
-        if route.kind == "azure":
+        if not secret:  # a keyless endpoint (a local vLLM or Ollama server)
+            headers = {"Content-Type": "application/json"}
+        elif route.kind == "azure":
             headers = {"api-key": secret, "Content-Type": "application/json"}
         else:
             headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
@@ -177,10 +178,7 @@ class ChatClient:
                 f"connection error: {type(exc).__name__}: {text}", kind="transient"
             ) from None
         latency_s = time.monotonic() - started
-        limits = RateLimitHeaders(
-            _int_header(resp_headers, "x-ratelimit-limit-requests"),
-            _int_header(resp_headers, "x-ratelimit-remaining-requests"),
-        )
+        limits = parse_rate_limit_headers(resp_headers)
         if status == 200:
             return parse_completion(body, latency_s), limits
         message, code = _error_fields(body, secret)
@@ -192,4 +190,6 @@ class ChatClient:
             status=status,
             retry_after_s=parse_retry_after(resp_headers) if status in (429, 503) else None,
             code=code,
+            detail=message,
+            headers=limits,
         )

@@ -1,5 +1,8 @@
 """The engine: shard workers in one event loop, work stealing, per-test deadlines, shutdown.
 
+Each test runs under `asyncio.timeout` (its deadline); a cancellation from outside (shutdown)
+always wins over it. A spending cap (`max_cost`) stops handing out tests once reached.
+
 Workers never touch statistics: every finished test becomes a TestResult handed to the
 `on_result` coroutine (the aggregator's `submit`), which applies backpressure.
 """
@@ -21,7 +24,7 @@ from pydantic import SecretStr
 from .._input import check_keys
 from .._redact import redact
 from ..config import Config
-from ..errors import ConfigError, InfraError
+from ..errors import ConfigError, InfraError, RequestRejectedError
 from ..logs import ensure_configured
 from ..planner import Plan, build_shards
 from ..types import Evaluate, Outcome, TestResult, WorkItem
@@ -31,7 +34,6 @@ from .limits import KeyLimits, ShardLimits
 from .recording import Recording
 from .retry import Retrier
 from .shards import ModelPool, ShardState
-from .watchdog import Watchdog
 
 log = structlog.get_logger("ultra_async.engine.engine")
 
@@ -60,6 +62,10 @@ class RunSummary:
     cached: int = 0
     wall_s: float = 0.0
     interrupted: bool = False
+    #: spent on responses, from the models' `price` (0 when none has one)
+    cost: float = 0.0
+    #: True when the run stopped taking tests because `max_cost` was reached
+    cost_capped: bool = False
     dead_shards: dict[str, str] = field(default_factory=dict)
     shards: list[dict[str, Any]] = field(default_factory=list)
     #: each distinct reason a test ended without a result, with how often ("kind: reason")
@@ -91,7 +97,9 @@ class Engine:
     Use as `async with Engine(config) as engine: summary = await engine.run(plan, evaluate)`.
     `keys` maps key names to secrets (default: read from the environment named in
     providers.yaml); `base_urls` maps provider names to a base URL that replaces the
-    configured one (the simulator uses this).
+    configured one (the simulator uses this). `max_cost` stops taking new tests once the
+    responses' cost (from the models' `price`) reaches it; tests already running finish, and
+    the ones not started are left for the next run.
     """
 
     def __init__(
@@ -103,7 +111,11 @@ class Engine:
         grace_s: float | None = None,
         tag_requests: bool = False,
         recording: Recording | None = None,
+        max_cost: float | None = None,
     ) -> None:
+        if max_cost is not None and not max_cost > 0:
+            raise ValueError("max_cost must be > 0")
+        self.max_cost = max_cost
         self.config = config
         self._given_keys = dict(keys) if keys is not None else None
         self._base_urls = dict(base_urls or {})
@@ -115,7 +127,6 @@ class Engine:
         self._states: list[ShardState] = []
         self._stop = asyncio.Event()
         self._running = False
-        self._watchdog = Watchdog()
         #: send each request's work item id as the `user` field (the embedded simulator reads it)
         self.tag_requests = tag_requests
         self._check: CheckOutcome | None = None
@@ -123,6 +134,8 @@ class Engine:
         self._logged_failures: set[str] = set()
         #: transcripts and the response cache (engine/recording.py); None records nothing
         self._recording = recording
+        #: stop taking new tests once the run's responses cost this much (None: no cap)
+        self.max_cost = max_cost
 
     async def __aenter__(self) -> Engine:
         total_workers = sum(
@@ -216,8 +229,17 @@ class Engine:
             else self.config.resolve_keys(models)
         )
         ensure_configured()  # never structlog's default: it prints tracebacks with locals
+        for name in {sp.shard.route.key_name for sp in plan.shards} - set(self._keys):
+            if self.config.data.keys[name].env is None:
+                self._keys[name] = SecretStr("")  # a keyless endpoint
         # registers every key as a secret; refuses one with spaces or control characters
-        check_keys({f"key {n!r}": k.get_secret_value() for n, k in self._keys.items()})
+        check_keys(
+            {
+                f"key {n!r}": k.get_secret_value()
+                for n, k in self._keys.items()
+                if k.get_secret_value()
+            }
+        )
         missing = sorted({sp.shard.route.key_name for sp in plan.shards} - set(self._keys))
         if missing:
             raise ConfigError(
@@ -230,7 +252,7 @@ class Engine:
         for name in {sp.shard.route.key_name for sp in plan.shards}:
             spec = self.config.data.keys[name]
             burst = spec.burst or self.config.data.defaults.burst
-            key_limits[name] = KeyLimits(spec.qps, burst, spec.max_in_flight)
+            key_limits[name] = KeyLimits(spec.qps, burst, spec.max_in_flight, tpm=spec.tpm)
 
         self._states = []
         pools: dict[str, ModelPool] = {}
@@ -242,7 +264,11 @@ class Engine:
                 )
                 shard = dataclasses.replace(shard, route=route)
             limits = ShardLimits(
-                shard.workers, shard.qps, shard.burst, key_limits[shard.route.key_name]
+                shard.workers,
+                shard.qps,
+                shard.burst,
+                key_limits[shard.route.key_name],
+                tpm=self.config.models[shard.model].tpm,
             )
             self._states.append(
                 ShardState(
@@ -254,6 +280,7 @@ class Engine:
                     key=self._keys[shard.route.key_name],
                     request_timeout=self._timeouts[shard.model],
                     retrier=self._retriers[shard.model],
+                    settings=self.config.settings_of(shard.model),
                 )
             )
         by_model: dict[str, list[ShardState]] = {}
@@ -274,8 +301,7 @@ class Engine:
             for i in range(max(1, int(state.shard.workers.max)))
         ]
         log.info("run_started", tests=plan.total, shards=len(self._states), workers=len(tasks))
-        shortest = min((r.policy.test_deadline_s for r in self._retriers.values()), default=10.0)
-        watchdog = asyncio.create_task(self._watchdog.run(min(1.0, shortest / 10)))
+        self._cost_capped = False
         try:
             await self._wait(tasks, pools)
         except BaseException:
@@ -283,16 +309,15 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        finally:
-            watchdog.cancel()
-            await asyncio.gather(watchdog, return_exceptions=True)
-        summary.interrupted = self._stop.is_set()
+        summary.interrupted = self._stop.is_set() or self._cost_capped
+        summary.cost_capped = self._cost_capped
         summary.wall_s = time.monotonic() - started
         for state in self._states:
             summary.requests += state.requests
             summary.rate_limited += state.rate_limited
             summary.retries += state.retries
             summary.cached += state.cached
+            summary.cost += state.cost
             if state.dead:
                 summary.dead_shards[f"{state.shard.model}/{state.shard.name}"] = state.dead
         summary.shards = self.snapshot()
@@ -339,15 +364,13 @@ class Engine:
         summary: RunSummary,
     ) -> None:
         slots = state.limits.tests
-        task = asyncio.current_task()  # once: the watchdog cancels this task on a deadline
-        assert task is not None
-        while not self._stop.is_set() and state.dead is None:
+        while not self._stop.is_set() and state.dead is None and not self._over_budget():
             result: TestResult | None = None
             idle = False
             if not slots.try_acquire():
                 await slots.acquire()
             try:
-                if self._stop.is_set() or state.dead is not None:
+                if self._stop.is_set() or state.dead is not None or self._over_budget():
                     return
                 item = pool.take(state)
                 if item is None:
@@ -358,7 +381,7 @@ class Engine:
                     pool.in_flight += 1
                     state.in_flight += 1
                     try:
-                        result = await self._run_one(state, pool, item, evaluate, task)
+                        result = await self._run_one(state, pool, item, evaluate)
                     finally:
                         pool.in_flight -= 1
                         state.in_flight -= 1
@@ -379,13 +402,21 @@ class Engine:
                     await emit(result)
                 return
 
+    def _over_budget(self) -> bool:
+        """True once the responses' cost reached `max_cost`: no new test is started."""
+        if self.max_cost is None:
+            return False
+        if not self._cost_capped and sum(s.cost for s in self._states) >= self.max_cost:
+            self._cost_capped = True
+            log.warning("max_cost_reached", max_cost=self.max_cost)
+        return self._cost_capped
+
     async def _run_one(
         self,
         state: ShardState,
         pool: ModelPool,
         item: WorkItem,
         evaluate: Evaluate,
-        task: asyncio.Task[Any],
     ) -> TestResult | None:
         """Run one test; None when the shard died under it and the item went back to the pool."""
         shard = state.shard
@@ -395,15 +426,33 @@ class Engine:
         recorder = chat.recorder = (
             self._recording.recorder(chat, state) if self._recording is not None else None
         )
-        self._watchdog.watch(task, started + deadline_s)
+        deadline = asyncio.timeout(deadline_s)
         kind = "infra_error"
+        details: dict[str, Any] = {}
         try:
-            outcome = await evaluate(item, recorder or chat)
-        except asyncio.CancelledError:
-            if not self._watchdog.expired(task):
-                raise  # a real cancellation (shutdown), not our deadline
-            task.uncancel()
-            reason = f"test exceeded its deadline of {deadline_s:g}s"
+            # asyncio.timeout turns only its own cancellation into TimeoutError: a shutdown
+            # cancel arriving in the same step still propagates as CancelledError
+            async with deadline:
+                outcome = await evaluate(item, recorder or chat)
+        except TimeoutError:
+            if not deadline.expired():
+                kind = "evaluate_error"
+                reason = "evaluate raised TimeoutError"
+            else:
+                reason = f"test exceeded its deadline of {deadline_s:g}s"
+        except RequestRejectedError as error:
+            state.request_errors += 1
+            state.failing_streak = 0
+            log.info(
+                "test_request_error",
+                model=shard.model,
+                shard=shard.name,
+                item=item.id,
+                reason=error.reason,
+            )
+            kind = "request_error"
+            reason = error.reason
+            details = {"request_error": {"status": error.status, "code": error.code}}
         except InfraError as error:
             state.failing_streak = state.failing_streak + 1 if error.kind == "transient" else 0
             failing = state.failing_streak >= FAILING_TESTS_BEFORE_YIELDING and any(
@@ -442,6 +491,7 @@ class Engine:
                     retries=chat.retries,
                     finished_at=round(time.time(), 3),
                     cached_requests=recorder.cached if recorder is not None else 0,
+                    cost=chat.cost,
                 )
                 if not outcome.input_tokens and not outcome.output_tokens:
                     result.input_tokens, result.output_tokens = chat.tokens()
@@ -449,14 +499,12 @@ class Engine:
             kind = "evaluate_error"
             reason = _one_line(problem)
             self._log_evaluate_failure(reason, None, shard.model, item.id)
-        finally:
-            self._watchdog.forget(task)
         if kind == "infra_error":
             state.infra_errors += 1
             log.info(
                 "test_infra_error", model=shard.model, shard=shard.name, item=item.id, reason=reason
             )
-        else:
+        elif kind == "evaluate_error":
             state.evaluate_errors += 1
         result = TestResult.error(
             kind,
@@ -468,6 +516,8 @@ class Engine:
             retries=chat.retries,
             finished_at=round(time.time(), 3),
             cached_requests=recorder.cached if recorder is not None else 0,
+            cost=chat.cost,
+            details=details,
         )
         return recorder.finish(result) if recorder is not None else result
 

@@ -1,199 +1,59 @@
-"""Per-shard and per-key limits: adjustable semaphores, token buckets and AIMD control.
+"""Per-shard and per-key limits: adjustable semaphores, request and token buckets, AIMD.
 
 A shard admits `workers` concurrent tests (AdjustableSemaphore). Every HTTP request takes a
-token from the shard's bucket and from the bucket of its key, when the key declares one
-(AdjustableLimiter, an aiolimiter bucket whose rate can change while tasks wait on it).
-AIMD raises a shard's rate and concurrency slowly on sustained success and halves them on 429.
+token from the shard's request bucket and from its key's, when they exist, and reserves its
+estimated tokens from the TPM buckets (the project's own `buckets.TokenBucket`). AIMD adapts
+ranges only: it raises a shard's rate and concurrency one step per quiet interval and halves
+them on 429. Server headers pause a shard before the server would refuse.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from aiolimiter import AsyncLimiter
 
 from ..types import Range
+from .aimd import AimdController
+from .buckets import AdjustableLimiter, Clock, TokenBucket, token_bucket
+from .headers import LEARN_WINDOW_S, RateLimitHeaders, server_level, shortfall_wait
+from .semaphore import AdjustableSemaphore
 
-Clock = Callable[[], float]
-
-
-class AdjustableLimiter(AsyncLimiter):
-    """A token bucket of `burst` tokens refilled at `qps`; `set_rate` keeps every waiter."""
-
-    def __init__(self, qps: float, burst: int = 1) -> None:
-        if qps <= 0 or burst < 1:
-            raise ValueError("qps must be > 0 and burst >= 1")
-        super().__init__(burst, burst / qps)
-        self.qps = qps
-        self.burst = burst
-
-    def try_acquire(self) -> bool:
-        """Take a token now if one is free and nobody is queued; never waits."""
-        if self._waiters or not self.has_capacity():
-            return False
-        self._level += 1
-        return True
-
-    def set_rate(self, qps: float) -> None:
-        """Change the refill rate; tokens already drained stay drained, waiters keep their place."""
-        if qps <= 0:
-            raise ValueError("qps must be > 0")
-        if qps == self.qps:
-            return
-        # settle the level at the old rate before switching, so no capacity is invented
-        with contextlib.suppress(RuntimeError):  # no running loop yet: nothing to settle
-            self._leak()
-        self.qps = qps
-        self.time_period = self.burst / qps
-        self._rate_per_sec = qps
-        if self._waiters:
-            self._wake_next()
-
-
-class AdjustableSemaphore:
-    """A semaphore whose limit can change while held; lowering it waits for holders to leave."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        self._limit = limit
-        self._in_use = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self.peak = 0
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    @property
-    def in_use(self) -> int:
-        return self._in_use
-
-    def set_limit(self, limit: int) -> None:
-        self._limit = max(1, limit)
-        self._wake()
-
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free and nobody is queued; never waits."""
-        if self._in_use < self._limit and not self._waiters:
-            self._take()
-            return True
-        return False
-
-    async def acquire(self) -> None:
-        if self.try_acquire():
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                # woken and cancelled in the same step: hand the slot on
-                self._in_use -= 1
-                self._wake()
-            else:
-                self._waiters.remove(fut)
-            raise
-
-    def release(self) -> None:
-        if self._in_use <= 0:
-            raise RuntimeError("release() without acquire()")
-        self._in_use -= 1
-        self._wake()
-
-    def _take(self) -> None:
-        self._in_use += 1
-        self.peak = max(self.peak, self._in_use)
-
-    def _wake(self) -> None:
-        while self._waiters and self._in_use < self._limit:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                self._take()
-                fut.set_result(None)
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
-
-
-@dataclass(slots=True)
-class AimdController:
-    """Additive increase on sustained success, multiplicative decrease on 429, within bounds.
-
-    A 429 for a request sent before the last decrease is not a new signal: it was sent at the
-    old rate. So a burst of 429s from requests already in flight halves the rate once, and a
-    rate far above the server's limit still comes down within a few round trips.
-    """
-
-    workers: Range
-    qps: Range
-    clock: Clock = time.monotonic
-    decrease_factor: float = 0.5
-    #: successes in a row before one additive step
-    increase_after: int = 20
-    cooldown_s: float = 5.0
-    current_workers: float = field(init=False)
-    current_qps: float = field(init=False)
-    _streak: int = field(init=False, default=0)
-    _calm_after: float = field(init=False, default=0.0)
-    _last_decrease: float = field(init=False, default=float("-inf"))
-
-    def __post_init__(self) -> None:
-        self.current_workers = self.workers.start
-        self.current_qps = self.qps.start
-
-    @property
-    def adaptive(self) -> bool:
-        return self.workers.adaptive or self.qps.adaptive
-
-    def on_success(self) -> bool:
-        """Record a success; True when the limits went up."""
-        self._streak += 1
-        if self._streak < self.increase_after or self.clock() < self._calm_after:
-            return False
-        self._streak = 0
-        new_qps = min(self.qps.max, self.current_qps + max(1.0, self.qps.max / 20))
-        new_workers = min(self.workers.max, self.current_workers + max(1.0, self.workers.max / 20))
-        changed = (new_qps, new_workers) != (self.current_qps, self.current_workers)
-        self.current_qps, self.current_workers = new_qps, new_workers
-        return changed
-
-    def on_rate_limited(self, retry_after_s: float | None, sent_at: float | None = None) -> bool:
-        """Record a 429 for a request sent at `sent_at`; True when the limits went down."""
-        self._streak = 0
-        now = self.clock()
-        if (now if sent_at is None else sent_at) <= self._last_decrease:
-            return False
-        self._last_decrease = now
-        # no increase until the server has had time to recover
-        self._calm_after = now + max(self.cooldown_s, retry_after_s or 0.0)
-        new_qps = max(self.qps.min, self.current_qps * self.decrease_factor)
-        new_workers = max(self.workers.min, math.floor(self.current_workers * self.decrease_factor))
-        changed = (new_qps, new_workers) != (self.current_qps, self.current_workers)
-        self.current_qps, self.current_workers = new_qps, new_workers
-        return changed
+__all__ = [
+    "LEARN_WINDOW_S",
+    "AdjustableLimiter",
+    "AdjustableSemaphore",
+    "AimdController",
+    "KeyLimits",
+    "ShardLimits",
+    "server_level",
+]
 
 
 class KeyLimits:
     """Limits declared on an API key, shared by every shard (of any model) that uses it."""
 
-    def __init__(self, qps: float | None, burst: int, max_in_flight: int | None) -> None:
-        self.limiter = AdjustableLimiter(qps, burst) if qps else None
+    def __init__(
+        self,
+        qps: float | None,
+        burst: int,
+        max_in_flight: int | None,
+        tpm: float | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        unlimited = qps is None or math.isinf(qps)
+        self.limiter = None if unlimited else AdjustableLimiter(qps, burst, clock)  # type: ignore[arg-type]
         self.in_flight = AdjustableSemaphore(max_in_flight) if max_in_flight else None
+        self.tokens = token_bucket(tpm, clock) if tpm else None
 
 
 class ShardLimits:
-    """Everything that paces one shard: test slots, request tokens, Retry-After pauses, AIMD."""
+    """Everything that paces one shard: test slots, request and token buckets, pauses, AIMD.
+
+    `qps` may be unlimited (infinite start): then the shard has no request bucket. `tpm` adds
+    a token bucket. Server headers (`observe`) pause the shard before the server would refuse
+    and cap its request rate at the limit the server declares.
+    """
 
     def __init__(
         self,
@@ -202,54 +62,246 @@ class ShardLimits:
         burst: int,
         key: KeyLimits | None = None,
         clock: Clock = time.monotonic,
+        tpm: float | None = None,
     ) -> None:
         self.control = AimdController(workers, qps, clock=clock)
-        self.tests = AdjustableSemaphore(int(workers.start))
-        self.bucket = AdjustableLimiter(qps.start, burst)
+        self.tests = AdjustableSemaphore(int(workers.start) if math.isfinite(workers.start) else 1)
+        self.bucket = None if math.isinf(qps.start) else AdjustableLimiter(qps.start, burst, clock)
+        self.tokens = token_bucket(tpm, clock) if tpm else None
         self.key = key
         self._clock = clock
         self._paused_until = 0.0
+        #: the request rate the server declared (x-ratelimit-limit-requests / 60), if lower
+        self.server_qps: float | None = None
+        #: requests sent and not yet answered (for reading `remaining` headers)
+        self.in_flight = 0
+        #: tokens reserved by requests in flight
+        self.reserved = 0.0
+        #: requests the server admitted (answered 200), for learning its rate from headers
+        self.admitted = 0
+        #: requests on their way (see `record_latency`); only for a shard with a rate. Until
+        #: the first answer the room grows with the time waited for it (see `enter_transit`)
+        self.transit = AdjustableSemaphore(1) if self.bucket is not None else None
+        self._burst = burst
+        self._latency_s: float | None = None
+        self._first_sent: float | None = None
+        self._probe: tuple[float, int, int, bool] | None = None
 
     @property
     def qps(self) -> float:
-        return self.bucket.qps
+        return self.bucket.qps if self.bucket is not None else math.inf
+
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether requests reserve tokens (the shard or its key has a `tpm`)."""
+        return self.tokens is not None or (self.key is not None and self.key.tokens is not None)
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
 
     def pause(self, seconds: float) -> None:
         """Hold every new request of this shard for `seconds` (a server's Retry-After)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def try_take_token(self) -> bool:
-        """Take the tokens a request needs without waiting, if they are all free now.
+        """Take the request tokens a request needs without waiting, if they are all free now.
 
         The common case when a shard is below its rate: no coroutine, no timer.
         """
         if self._paused_until > self._clock():
             return False
-        key = self.key
-        if key is not None and key.limiter is not None:
+        key = self.key.limiter if self.key is not None else None
+        bucket = self.bucket
+        if key is not None:
             # both or neither: check the key first, it is the one shared with other shards
-            if not key.limiter.has_capacity() or key.limiter._waiters:
+            if key.waiting or not key.has_capacity():
                 return False
-            if not self.bucket.try_acquire():
+            if bucket is not None and not bucket.try_acquire():
                 return False
-            key.limiter.try_acquire()
+            key.try_acquire()
             return True
-        return self.bucket.try_acquire()
+        return bucket is None or bucket.try_acquire()
 
     async def take_token(self) -> None:
         """Wait for a pause to end and for a token from the shard's and the key's buckets."""
-        # a later 429 may push the pause further while we sleep, so re-check after each sleep
-        while (wait := self._paused_until - self._clock()) > 0:  # noqa: ASYNC110
+        await self.wait_pause()
+        if self.bucket is not None:
+            await self.bucket.acquire()
+        key = self.key.limiter if self.key is not None else None
+        if key is not None:
+            await key.acquire()
+
+    async def wait_pause(self) -> None:
+        """Sleep while the shard is paused; a later 429 may push the pause further."""
+        for _ in range(1000):  # bounded: each round sleeps until the current pause ends
+            wait = self._paused_until - self._clock()
+            if wait <= 0:
+                return
             await asyncio.sleep(wait)
-        await self.bucket.acquire()
-        key = self.key
-        if key is not None and key.limiter is not None:
-            await key.limiter.acquire()
+
+    async def reserve_tokens(self, amount: float) -> None:
+        """Reserve a request's estimated tokens from the shard's and the key's TPM buckets."""
+        if self.tokens is not None:
+            await self.tokens.acquire(amount)
+        key = self.key.tokens if self.key is not None else None
+        if key is not None:
+            try:
+                await key.acquire(amount)
+            except BaseException:
+                if self.tokens is not None:
+                    self.tokens.refund(amount)
+                raise
+        self.reserved += amount
+
+    def settle_tokens(self, reserved: float, used: float | None) -> None:
+        """Settle a reservation with the tokens the response reported (None: keep it all)."""
+        if not reserved:
+            return
+        self.reserved -= reserved
+        if used is None:
+            return
+        for bucket in self._token_buckets():
+            if used < reserved:
+                bucket.refund(reserved - used)
+            elif used > reserved:
+                bucket.debit(used - reserved)
+
+    def _token_buckets(self) -> list[TokenBucket]:
+        buckets = [self.tokens] if self.tokens is not None else []
+        if self.key is not None and self.key.tokens is not None:
+            buckets.append(self.key.tokens)
+        return buckets
 
     @property
     def key_in_flight(self) -> AdjustableSemaphore | None:
         """The key's cap on concurrent requests, held for the duration of each request."""
         return self.key.in_flight if self.key is not None else None
+
+    def observe(self, headers: RateLimitHeaders, counted: float) -> None:
+        """Pace by the server's `x-ratelimit-*` headers of a response just received.
+
+        - a declared limit (`x-ratelimit-limit-*`, per minute) below the shard's rate caps it;
+        - `remaining` brings the shard's bucket down to what the server has left, less what
+          is already on its way (requests in flight, tokens reserved), so the shard waits
+          instead of being refused; it never raises a bucket;
+        - without a bucket to bring down (no declared limit, or no `tpm` configured), a
+          shortfall pauses the shard until the stated reset.
+
+        `counted` is the tokens this request reserved and the server already counted in
+        its `remaining` (call before settling the reservation).
+        """
+        others = float(self.in_flight)
+        if headers.limit_requests:
+            self._cap_rate(headers.limit_requests / 60.0)
+        remaining = headers.remaining_requests
+        if remaining is not None:
+            if self.bucket is not None:
+                left = server_level(remaining, headers.limit_requests, headers.reset_requests_s)
+                if left is None:
+                    # the server has at most remaining + 1 (it reports whole requests); until
+                    # its rate is known, assume the least it may have
+                    known = self.server_qps is not None
+                    left = remaining + (1.0 if known else 0.0)
+                self.bucket.clamp(left - others - 1e-6)
+                if not headers.limit_requests:
+                    self._learn_rate(remaining)
+            elif remaining < others + 1:
+                self.pause(shortfall_wait(remaining, others + 1, None, headers.reset_requests_s))
+        tokens = headers.remaining_tokens
+        if tokens is not None:
+            if headers.limit_tokens and self.tokens is not None:
+                rate = headers.limit_tokens / 60.0
+                if rate < self.tokens.rate_per_s:
+                    self.tokens.set_rate(rate)
+            others_reserved = self.reserved - counted
+            if self.tokens is not None:
+                self.tokens.clamp(tokens + 1.0 - others_reserved)
+            else:
+                needed = others_reserved + max(counted, 1.0)
+                wait = shortfall_wait(tokens, needed, headers.limit_tokens, headers.reset_tokens_s)
+                if wait > 0:
+                    self.pause(wait)
+
+    async def enter_transit(self) -> None:
+        """Wait for room for one more request on its way (see `record_latency`).
+
+        Before any answer the round trip is unknown; it is at least the time since the first
+        request left, so the room is `1 + qps · that time`: one request at first (its answer
+        tells the server's state), then as many as a rate needs for a round trip that slow.
+        A model that thinks for a minute is not held to one request for that minute.
+        """
+        transit = self.transit
+        if transit is None:
+            return
+        for _ in range(1_000_000):  # bounded: each round waits at most TRANSIT_GROWTH_S
+            if self._latency_s is not None:
+                break
+            now = self._clock()
+            if self._first_sent is None:
+                self._first_sent = now
+            elif self.bucket is not None:
+                room = 1 + math.floor(self.bucket.qps * (now - self._first_sent))
+                if room > transit.limit:
+                    transit.set_limit(room)
+            if transit.try_acquire():
+                return
+            try:
+                async with asyncio.timeout(TRANSIT_GROWTH_S):
+                    await transit.acquire()
+                return
+            except TimeoutError:
+                continue
+        await transit.acquire()
+
+    def record_latency(self, seconds: float) -> None:
+        """Bound the requests on their way to what the rate needs in a round trip, plus burst.
+
+        A server that stalls (a busy host, a garbage collection) keeps refilling only up to
+        its burst, while a client at full rate keeps sending: everything sent during the stall
+        lands at once and all but `burst` requests are refused. With at most
+        `burst + qps · 2 · latency` requests on their way (latency smoothed over the recent
+        responses), what piles up in a stall is what the server can take. Little's law puts
+        the requests a rate needs on their way at `qps · latency`, so the bound never binds
+        while the server answers as usual.
+        """
+        if self.transit is None or self.bucket is None:
+            return
+        last = self._latency_s
+        self._latency_s = seconds if last is None else last + 0.1 * (seconds - last)
+        room = self._burst + math.floor(self.bucket.qps * 2.0 * self._latency_s)
+        if room != self.transit.limit:
+            self.transit.set_limit(room)
+
+    def _cap_rate(self, server_qps: float) -> None:
+        if self.server_qps == server_qps:
+            return
+        self.server_qps = server_qps
+        if self.bucket is not None:
+            self.bucket.set_rate(min(self.control.current_qps, server_qps))
+
+    def _learn_rate(self, remaining: int) -> None:
+        """Estimate the server's refill rate when it states no limit (Azure's headers).
+
+        Over a window of at least LEARN_WINDOW_S in which the server ran out (remaining 0,
+        so its bucket was never full and refilled all along), its rate is what it admitted
+        plus what it gained: (admitted + remaining_now - remaining_then) / elapsed.
+        """
+        now = self._clock()
+        probe = self._probe
+        if probe is None:
+            self._probe = (now, remaining, self.admitted, remaining == 0)
+            return
+        since, then, admitted, scarce = probe
+        scarce = scarce or remaining == 0
+        if now - since < LEARN_WINDOW_S:
+            self._probe = (since, then, admitted, scarce)
+            return
+        if scarce:
+            rate = (self.admitted - admitted + remaining - then) / (now - since)
+            if rate > 0:
+                self._cap_rate(rate)
+        self._probe = (now, remaining, self.admitted, remaining == 0)
 
     def record_success(self) -> None:
         if self.control.adaptive and self.control.on_success():
@@ -258,9 +310,21 @@ class ShardLimits:
     def record_rate_limited(self, retry_after_s: float | None, sent_at: float) -> None:
         if retry_after_s:
             self.pause(retry_after_s)
-        if self.control.on_rate_limited(retry_after_s, sent_at):
+            if self.bucket is not None:
+                # the server's bucket is empty for that long: so is ours, or the requests that
+                # waited out the pause would leave together and be refused again
+                self.bucket.clamp(1.0 - self.bucket.rate_per_s * retry_after_s)
+        if self.control.adaptive and self.control.on_rate_limited(retry_after_s, sent_at):
             self._apply()
 
     def _apply(self) -> None:
-        self.bucket.set_rate(self.control.current_qps)
+        if self.bucket is not None:
+            qps = self.control.current_qps
+            if self.server_qps is not None:
+                qps = min(qps, self.server_qps)
+            self.bucket.set_rate(qps)
         self.tests.set_limit(int(self.control.current_workers))
+
+
+#: how often the room for requests on their way is widened while no answer has come yet
+TRANSIT_GROWTH_S = 0.05

@@ -16,7 +16,7 @@ from typing import TypeVar
 import structlog
 
 from ..config import RetryPolicy
-from ..errors import InfraError, RequestError
+from ..errors import InfraError, RequestError, RequestRejectedError
 
 T = TypeVar("T")
 log = structlog.get_logger("ultra_async.engine.retry")
@@ -31,6 +31,13 @@ def backoff_delay_s(attempt: int, policy: RetryPolicy, rand: Callable[[], float]
     """Full jitter: uniform in [0, min(max_delay, base · 2^(attempt-1))]."""
     ceiling = min(policy.max_delay_s, policy.base_delay_s * 2 ** (attempt - 1))
     return float(rand() * ceiling)
+
+
+def rejection_reason(error: RequestError) -> str:
+    """`400 content_filter: <the provider's message>`: status, code, then what it said."""
+    status = str(error.status) if error.status is not None else "HTTP"
+    code = f" {error.code}" if error.code else ""
+    return f"{status}{code}: {error.detail or error}"
 
 
 @dataclass(slots=True)
@@ -72,7 +79,15 @@ class Retrier:
     def _delay_or_give_up(
         self, error: RequestError, failures: int, deadline: float | None
     ) -> float:
-        """Seconds to wait before the next attempt, or InfraError when there is none."""
+        """Seconds to wait before the next attempt, or InfraError when there is none.
+
+        A rejected request (content filter, context length, invalid body) is never retried:
+        it raises RequestRejectedError, which ends the test as a `request_error`.
+        """
+        if error.kind == "rejected":
+            raise RequestRejectedError(
+                rejection_reason(error), status=error.status, code=error.code
+            ) from None
         if not error.retryable:
             raise InfraError(
                 f"{error} (not retried)",

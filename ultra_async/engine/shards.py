@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
+from ..config_extras import GenerationSettings
 from ..types import Shard, WorkItem
 from .client import ChatClient
 from .limits import ShardLimits
@@ -29,9 +30,14 @@ class ShardState:
     key: SecretStr
     request_timeout: aiohttp.ClientTimeout
     retrier: Retrier
+    #: the model's generation params, parameter rules and price
+    settings: GenerationSettings
     done: int = 0
     infra_errors: int = 0
     evaluate_errors: int = 0
+    request_errors: int = 0
+    #: spent on this shard's responses, from the model's `price` (0 without one)
+    cost: float = 0.0
     in_flight: int = 0
     requests: int = 0
     rate_limited: int = 0
@@ -54,6 +60,8 @@ class ShardState:
             "done": self.done,
             "infra_errors": self.infra_errors,
             "evaluate_errors": self.evaluate_errors,
+            "request_errors": self.request_errors,
+            "cost": self.cost,
             "in_flight": self.in_flight,
             "peak_in_flight": self.limits.tests.peak,
             "workers": self.limits.tests.limit,

@@ -109,5 +109,5 @@ def _from_workflow_record(record: Mapping[str, Any]) -> dict[str, Any]:
     out["metrics"] = metrics
     if out.get("outcome") == "completed":
         out["score"] = metrics.get("final_score")
-    out["reason"] = out.pop("infra_reason", None)
+    out["reason"] = out.pop("infra_reason", out.get("reason"))
     return out

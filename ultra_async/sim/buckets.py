@@ -1,4 +1,10 @@
-"""Server-side rate limits: token buckets with continuous refill, selected by rules."""
+"""Server-side rate limits: request and token buckets with continuous refill, selected by rules.
+
+A rule limits requests (`qps`, a bucket of `burst` requests) and/or tokens (`tpm`, a bucket
+of one second's tokens, `tpm / 60`). A request is charged its estimated tokens at admission
+(prompt at ~4 characters per token, plus `max_tokens` or else the completion it will get),
+and the charge is settled to the real usage when it is answered, as the engine does.
+"""
 
 from __future__ import annotations
 
@@ -24,12 +30,19 @@ class RateRule:
 
     key: str | None = None
     model: str | None = None
-    qps: float = 10.0
+    #: requests per second; None: no request limit (a token-only rule)
+    qps: float | None = 10.0
     burst: int = 1
+    #: tokens per minute; None: no token limit
+    tpm: float | None = None
 
     def __post_init__(self) -> None:
-        if not (self.qps > 0 and math.isfinite(self.qps)):
+        if self.qps is not None and not (self.qps > 0 and math.isfinite(self.qps)):
             raise ValueError(f"RateRule.qps must be a positive number (got {self.qps!r})")
+        if self.tpm is not None and not (self.tpm > 0 and math.isfinite(self.tpm)):
+            raise ValueError(f"RateRule.tpm must be a positive number (got {self.tpm!r})")
+        if self.qps is None and self.tpm is None:
+            raise ValueError("RateRule needs qps or tpm")
         if self.burst < 1:
             raise ValueError(f"RateRule.burst must be >= 1 (got {self.burst!r})")
 
@@ -43,7 +56,7 @@ class TokenBucket:
 
     __slots__ = ("burst", "qps", "tokens", "updated_s")
 
-    def __init__(self, qps: float, burst: int) -> None:
+    def __init__(self, qps: float, burst: float) -> None:
         self.qps = qps
         self.burst = float(burst)
         self.tokens = float(burst)
@@ -57,10 +70,18 @@ class TokenBucket:
             self.updated_s = now_s
         return self.tokens
 
-    def wait_s(self) -> float:
-        """Seconds until one token is available (0 if one is there now); call after `refill`."""
-        missing = 1.0 - self.tokens
+    def wait_s(self, amount: float = 1.0) -> float:
+        """Seconds until `amount` may be taken (0 if now); call after `refill`."""
+        missing = min(amount, self.burst) - self.tokens
         return missing / self.qps if missing > _EPS else 0.0
+
+    def full_in_s(self) -> float:
+        """Seconds until the bucket is full again (OpenAI's `x-ratelimit-reset-*`)."""
+        return max(0.0, (self.burst - self.tokens) / self.qps)
+
+    @property
+    def per_minute(self) -> float:
+        return self.qps * 60.0
 
 
 class RateLimiter:
@@ -69,35 +90,76 @@ class RateLimiter:
     def __init__(self, rules: Sequence[RateRule], clock: Clock) -> None:
         self.rules = tuple(rules)
         self._clock = clock
-        self._buckets = tuple(TokenBucket(r.qps, r.burst) for r in self.rules)
+        self._buckets = tuple(
+            TokenBucket(r.qps, r.burst) if r.qps is not None else None for r in self.rules
+        )
+        self._token_buckets = tuple(
+            TokenBucket(r.tpm / 60.0, r.tpm / 60.0) if r.tpm is not None else None
+            for r in self.rules
+        )
 
     def buckets_for(self, key: str, model: str) -> tuple[TokenBucket, ...]:
-        """The buckets a request with this key name and requested model draws from."""
+        """The request buckets a request with this key name and requested model draws from."""
         return tuple(
             bucket
             for rule, bucket in zip(self.rules, self._buckets, strict=True)
-            if rule.matches(key, model)
+            if bucket is not None and rule.matches(key, model)
+        )
+
+    def token_buckets_for(self, key: str, model: str) -> tuple[TokenBucket, ...]:
+        """The token buckets (TPM) a request with this key name and requested model draws from."""
+        return tuple(
+            bucket
+            for rule, bucket in zip(self.rules, self._token_buckets, strict=True)
+            if bucket is not None and rule.matches(key, model)
         )
 
     def acquire(self, buckets: Sequence[TokenBucket]) -> float:
-        """Take one token from each bucket and return 0, or take nothing and return the wait in s.
+        """Take one request from each bucket and return 0, or nothing and return the wait in s."""
+        return self.admit(buckets)[0]
 
-        All buckets are checked before any is drawn from, so a rejected request costs nothing:
-        a client that is turned away by one limit does not eat into the others.
+    def admit(
+        self,
+        buckets: Sequence[TokenBucket],
+        token_buckets: Sequence[TokenBucket] = (),
+        tokens: float = 0.0,
+    ) -> tuple[float, bool]:
+        """Take one request from each request bucket and `tokens` from each token bucket.
+
+        Returns (0, _) when admitted, or (wait in s, True when a token limit refused) and takes
+        nothing: all buckets are checked before any is drawn from, so a client that is turned
+        away by one limit does not eat into the others. A charge larger than a token bucket is
+        admitted when the bucket is full and leaves it in debt.
         """
         now_s = self._clock()
         wait_s = 0.0
+        by_tokens = False
         for bucket in buckets:
             if bucket.refill(now_s) < 1.0 - _EPS:
                 wait_s = max(wait_s, bucket.wait_s())
+        for bucket in token_buckets:
+            if bucket.refill(now_s) < min(tokens, bucket.burst) - _EPS:
+                token_wait = bucket.wait_s(tokens)
+                if token_wait > wait_s:
+                    wait_s, by_tokens = token_wait, True
         if wait_s > 0.0:
-            return wait_s
+            return wait_s, by_tokens
         for bucket in buckets:
             bucket.tokens -= 1.0
-        return 0.0
+        for bucket in token_buckets:
+            bucket.tokens -= tokens
+        return 0.0, False
+
+    def settle(self, token_buckets: Sequence[TokenBucket], charged: float, used: float) -> None:
+        """Settle an admission charge to the tokens a response really used."""
+        now_s = self._clock()
+        for bucket in token_buckets:
+            bucket.refill(now_s)
+            bucket.tokens = min(bucket.burst, bucket.tokens + charged - used)
 
     def reset(self) -> None:
         """Fill every bucket again."""
-        for bucket in self._buckets:
-            bucket.tokens = bucket.burst
-            bucket.updated_s = -math.inf
+        for bucket in (*self._buckets, *self._token_buckets):
+            if bucket is not None:
+                bucket.tokens = bucket.burst
+                bucket.updated_s = -math.inf

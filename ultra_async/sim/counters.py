@@ -24,6 +24,7 @@ class Counter:
         "peak_in_flight",
         "rate_limited",
         "requests",
+        "tokens",
     )
 
     def __init__(self) -> None:
@@ -33,6 +34,8 @@ class Counter:
         self.requests = 0
         self.ok = 0
         self.rate_limited = 0
+        #: usage (prompt + completion tokens) of the answered requests
+        self.tokens = 0
         self.peak_in_flight = 0
         self.first_s: float | None = None
         self.last_s: float | None = None
@@ -63,7 +66,7 @@ class Counter:
         """Zero the counts; requests in flight stay in flight."""
         self.errors = {}
         self.faults = {}
-        self.requests = self.ok = self.rate_limited = 0
+        self.requests = self.ok = self.rate_limited = self.tokens = 0
         self.peak_in_flight = self.in_flight
         self.first_s = self.last_s = None
 
@@ -76,6 +79,7 @@ class Counter:
             "requests": self.requests,
             "ok": self.ok,
             "rate_limited": self.rate_limited,
+            "tokens": self.tokens,
             "errors": {str(status): n for status, n in sorted(self.errors.items())},
             "faults": dict(sorted(self.faults.items())),
             "in_flight": self.in_flight,

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 FaultKind = Literal[
-    "rate_limit", "error_500", "error_503", "malformed_json", "drop_connection", "hang"
+    "rate_limit",
+    "error_500",
+    "error_503",
+    "malformed_json",
+    "drop_connection",
+    "hang",
+    "content_filter",
+    "context_length",
 ]
 
 #: every fault kind, in the order their probabilities are laid out on [0, 1)
@@ -20,6 +27,8 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     "malformed_json",
     "drop_connection",
     "hang",
+    "content_filter",
+    "context_length",
 )
 
 #: the longest a `hang` may last; a hang is a stall, not a leak of server tasks
@@ -48,6 +57,10 @@ class FaultRule:
     hang: float = 0.0
     hang_s: float = 30.0
     status: int | None = None
+    #: 400 `content_filter`, as Azure answers a prompt its filter refuses
+    content_filter: float = 0.0
+    #: 400 `context_length_exceeded`
+    context_length: float = 0.0
 
     def __post_init__(self) -> None:
         total = 0.0

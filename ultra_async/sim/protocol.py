@@ -51,6 +51,27 @@ def parse_chat(
     return requested, messages, body
 
 
+def max_tokens_of(body: Mapping[str, Any]) -> int | None:
+    """The request's `max_completion_tokens` or `max_tokens`, when a positive int."""
+    value = body.get("max_completion_tokens") or body.get("max_tokens")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def cut_reply(content: str, max_tokens: Any) -> tuple[str, str, int]:
+    """(content, finish_reason, completion tokens) once `max_tokens` has cut the reply."""
+    finish_reason = "stop"
+    if (
+        isinstance(max_tokens, int)
+        and max_tokens > 0
+        and len(content) > max_tokens * CHARS_PER_TOKEN
+    ):
+        content = content[: max_tokens * CHARS_PER_TOKEN]
+        finish_reason = "length"
+    return content, finish_reason, estimate_tokens(len(content)) if content else 0
+
+
 def completion_body(
     *,
     id_: str,
@@ -61,15 +82,7 @@ def completion_body(
     max_tokens: Any = None,
 ) -> bytes:
     """A chat.completion response; a positive int `max_tokens` may cut it (finish_reason length)."""
-    finish_reason = "stop"
-    if (
-        isinstance(max_tokens, int)
-        and max_tokens > 0
-        and len(content) > max_tokens * CHARS_PER_TOKEN
-    ):
-        content = content[: max_tokens * CHARS_PER_TOKEN]
-        finish_reason = "length"
-    completion_tokens = estimate_tokens(len(content)) if content else 0
+    content, finish_reason, completion_tokens = cut_reply(content, max_tokens)
     return orjson.dumps(
         {
             "id": id_,
@@ -153,12 +166,68 @@ def rate_limited(retry_after_ms: int) -> bytes:
 
 def rate_limit_headers(wait_s: float, limit_rpm: str) -> dict[str, str]:
     """429 headers: Retry-After in whole seconds (at least 1) and retry-after-ms, precise."""
-    return {
+    headers = {
         "Retry-After": str(max(1, math.ceil(wait_s))),
         "retry-after-ms": str(max(1, math.ceil(wait_s * 1000.0))),
-        "x-ratelimit-limit-requests": limit_rpm,
         "x-ratelimit-remaining-requests": "0",
     }
+    if limit_rpm:
+        headers["x-ratelimit-limit-requests"] = limit_rpm
+    return headers
+
+
+def openai_duration(seconds: float) -> str:
+    """A duration as OpenAI writes it in `x-ratelimit-reset-*`: `20ms`, `1.5s`, `6m0s`."""
+    if seconds < 1.0:
+        return f"{math.ceil(seconds * 1000)}ms"
+    if seconds < 60.0:
+        return f"{math.ceil(seconds * 1000) / 1000:g}s"
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes}m{rest}s"
+
+
+def azure_rate_limited(api_version: str, by_tokens: bool, wait_s: float) -> bytes:
+    """429 as Azure OpenAI words it (the code is the string "429")."""
+    what = "token rate limit" if by_tokens else "call rate limit"
+    seconds = max(1, math.ceil(wait_s))
+    return error_body(
+        f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
+        f"{api_version} have exceeded {what} of your current OpenAI S0 pricing tier. Please "
+        f"retry after {seconds} second{'s' if seconds != 1 else ''}. Please go here: "
+        "https://aka.ms/oai/quotaincrease if you would like to further increase the default "
+        "rate limit.",
+        type_=None,
+        code="429",
+    )
+
+
+def tokens_rate_limited(limit_tpm: int, requested: int, wait_s: float) -> bytes:
+    """429 for a token limit, as OpenAI words it."""
+    return error_body(
+        f"Rate limit reached on tokens per min (TPM): Limit {limit_tpm}, Requested {requested}. "
+        f"Please try again in {openai_duration(wait_s)}.",
+        type_="tokens",
+        code="rate_limit_exceeded",
+    )
+
+
+CONTENT_FILTERED = error_body(
+    "The response was filtered due to the prompt triggering Azure OpenAI's content management "
+    "policy. Please modify your prompt and retry.",
+    type_=None,
+    code="content_filter",
+)
+
+
+def context_length_exceeded(prompt_tokens: int, window: int = 128000) -> bytes:
+    """400: the conversation does not fit the model's context window."""
+    return error_body(
+        f"This model's maximum context length is {window} tokens. However, your messages "
+        f"resulted in {max(prompt_tokens, window + 1)} tokens. Please reduce the length of the "
+        "messages.",
+        type_="invalid_request_error",
+        code="context_length_exceeded",
+    )
 
 
 def status_body(status: int) -> bytes:

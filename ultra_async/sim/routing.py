@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from . import protocol
 from .buckets import RateLimiter, TokenBucket
 from .counters import Counter, Stats
 from .faults import FaultKind, FaultPicker, FaultRule
@@ -16,7 +17,18 @@ _NO_FAULTS: tuple[tuple[FaultKind, float], ...] = ()
 class SimRoute:
     """Everything the server needs to answer one (key name, requested model) pair."""
 
-    __slots__ = ("buckets", "edges", "fault", "key", "latency", "limit_rpm", "model", "real_model")
+    __slots__ = (
+        "buckets",
+        "edges",
+        "fault",
+        "key",
+        "latency",
+        "limit_rpm",
+        "limit_tpm",
+        "model",
+        "real_model",
+        "token_buckets",
+    )
 
     def __init__(
         self,
@@ -26,6 +38,7 @@ class SimRoute:
         buckets: tuple[TokenBucket, ...],
         fault: FaultRule | None,
         latency: Latency | None,
+        token_buckets: tuple[TokenBucket, ...] = (),
     ) -> None:
         self.key = key
         self.model = model
@@ -36,6 +49,38 @@ class SimRoute:
         self.latency = latency if latency is not None and latency.enabled else None
         # OpenAI reports request limits per minute; the tightest bucket is the one that binds
         self.limit_rpm = str(math.floor(min(b.qps for b in buckets) * 60)) if buckets else ""
+        self.token_buckets = token_buckets
+        self.limit_tpm = (
+            math.floor(min(b.per_minute for b in token_buckets)) if token_buckets else 0
+        )
+
+    def limit_headers(self, azure: bool) -> dict[str, str]:
+        """`x-ratelimit-*` of an admitted request: OpenAI's full set, or Azure's variant.
+
+        Remaining counts are of the emptiest bucket; a reset is the time until that bucket is
+        full again. OpenAI also states limits per minute and writes resets as `1s`/`20ms`/`6m0s`;
+        the Azure variant has no limits and writes resets in plain seconds.
+        """
+        headers: dict[str, str] = {}
+        if self.buckets:
+            low = min(self.buckets, key=lambda b: b.tokens)
+            headers["x-ratelimit-remaining-requests"] = str(max(0, int(low.tokens)))
+            reset = low.full_in_s()
+            if azure:
+                headers["x-ratelimit-reset-requests"] = f"{reset:.3f}"
+            else:
+                headers["x-ratelimit-limit-requests"] = self.limit_rpm
+                headers["x-ratelimit-reset-requests"] = protocol.openai_duration(reset)
+        if self.token_buckets:
+            low = min(self.token_buckets, key=lambda b: b.tokens)
+            headers["x-ratelimit-remaining-tokens"] = str(max(0, math.floor(low.tokens)))
+            reset = low.full_in_s()
+            if azure:
+                headers["x-ratelimit-reset-tokens"] = f"{reset:.3f}"
+            else:
+                headers["x-ratelimit-limit-tokens"] = str(self.limit_tpm)
+                headers["x-ratelimit-reset-tokens"] = protocol.openai_duration(reset)
+        return headers
 
 
 class Router:
@@ -78,6 +123,7 @@ class Router:
             buckets=self._limiter.buckets_for(key, requested),
             fault=self._faults.rule_for(key, requested),
             latency=self._model_latency.get(real, self._latency),
+            token_buckets=self._limiter.token_buckets_for(key, requested),
         )
         self._routes[(key, requested)] = route
         return route

@@ -87,6 +87,13 @@ def add_serve_sim_arguments(
     )
     parser.add_argument("--no-limits", action="store_true", help="no server-side rate limits")
     parser.add_argument(
+        "--burst",
+        type=int,
+        default=None,
+        metavar="N",
+        help="burst of every server-side request bucket (default: max(5, the configured burst))",
+    )
+    parser.add_argument(
         "--simple",
         action="store_true",
         help="every reply is TASK_COMPLETED instead of the simulated model behaviour",
@@ -141,7 +148,9 @@ def run_serve_sim(args: argparse.Namespace) -> int:
         return 2
     try:
         config = load_config(args.providers, Settings())
-        setup = sim_setup_from_config(config, seed=args.seed)
+        if args.burst is not None and args.burst < 1:
+            raise ValueError("--burst must be >= 1")
+        setup = sim_setup_from_config(config, seed=args.seed, burst=args.burst)
         faults = parse_fault_rules(args)
         latency = Latency(median_ms=args.latency_ms, sigma=args.latency_sigma)
     except (ConfigError, ValueError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -214,7 +215,7 @@ class SimServer:
             return _reply(404, protocol.model_not_found(requested), (total, key))
         route.model.begin(now_s)
         try:
-            return await self._answer(request, route, body, messages)
+            return await self._answer(request, route, body, messages, deployment is not None)
         finally:
             route.model.end()
 
@@ -224,6 +225,7 @@ class SimServer:
         route: SimRoute,
         body: dict[str, Any],
         messages: list[dict[str, Any]],
+        azure: bool,
     ) -> web.StreamResponse:
         counters = (self._stats.total, route.key, route.model)
         if route.fault is not None and route.fault.status is not None:
@@ -231,19 +233,25 @@ class SimServer:
             forced = {"Retry-After": "1", "retry-after-ms": "1000"} if status == 429 else None
             return _reply(status, protocol.status_body(status), counters, forced)
         headers: dict[str, str] | None = None
-        if route.buckets:
-            wait_s = self._limiter.acquire(route.buckets)
+        content: str | None = None
+        prompt_tokens = protocol.estimate_tokens(protocol.prompt_chars(messages))
+        max_tokens = protocol.max_tokens_of(body)
+        charge = 0
+        if route.token_buckets:
+            # a token limit charges prompt + max_tokens at admission (the reply's own length
+            # when no max_tokens is set), then settles to the usage when answering
+            content = self._responder(route.real_model, messages, body)
+            allowance = max_tokens
+            if allowance is None:
+                allowance = protocol.cut_reply(content, None)[2]
+            charge = prompt_tokens + allowance
+        if route.buckets or route.token_buckets:
+            wait_s, by_tokens = self._limiter.admit(route.buckets, route.token_buckets, charge)
             if wait_s > 0.0:
                 for c in counters:
                     c.rate_limited += 1
-                headers = protocol.rate_limit_headers(wait_s, route.limit_rpm)
-                wait_ms = int(headers["retry-after-ms"])
-                return _reply(429, protocol.rate_limited(wait_ms), (), headers)
-            remaining = min(int(b.tokens) for b in route.buckets)
-            headers = {
-                "x-ratelimit-limit-requests": route.limit_rpm,
-                "x-ratelimit-remaining-requests": str(remaining),
-            }
+                return self._refuse(request, route, wait_s, by_tokens, charge, azure)
+            headers = route.limit_headers(azure)
         fault = self._faults.pick(route.edges) if route.edges else None
         if fault is not None:
             for c in counters:
@@ -268,24 +276,58 @@ class SimServer:
                 return web.Response()
             if fault == "hang" and route.fault is not None:
                 await self._sleep(route.fault.hang_s)
+            if fault == "content_filter":
+                return _reply(400, protocol.CONTENT_FILTERED, (), headers)
+            if fault == "context_length":
+                return _reply(400, protocol.context_length_exceeded(prompt_tokens), (), headers)
         if route.latency is not None:
             await self._sleep(route.latency.sample_s(self._latency_rng))
-        content = self._responder(route.real_model, messages, body)
+        if content is None:
+            content = self._responder(route.real_model, messages, body)
         payload = protocol.completion_body(
             id_=f"chatcmpl-sim{next(self._ids)}",
             created=int(time.time()),
             model=route.real_model,
             content=content,
-            prompt_tokens=protocol.estimate_tokens(protocol.prompt_chars(messages)),
-            max_tokens=body.get("max_tokens"),
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
         )
+        used = prompt_tokens + protocol.cut_reply(content, max_tokens)[2]
+        if route.token_buckets:
+            self._limiter.settle(route.token_buckets, charge, used)
         if fault == "malformed_json":
             # a body cut off mid-stream: valid HTTP, status 200, unparseable JSON
             payload = payload[: len(payload) // 2]
         else:
             for c in counters:
                 c.ok += 1
+                c.tokens += used
         return web.Response(body=payload, content_type=protocol.JSON, headers=headers)
+
+    def _refuse(
+        self,
+        request: web.Request,
+        route: SimRoute,
+        wait_s: float,
+        by_tokens: bool,
+        charge: int,
+        azure: bool,
+    ) -> web.Response:
+        """429 for an empty bucket, worded as OpenAI or Azure would, with when to come back."""
+        headers = protocol.rate_limit_headers(wait_s, "" if azure else route.limit_rpm)
+        if route.token_buckets:
+            headers["x-ratelimit-remaining-tokens"] = str(
+                max(0, math.floor(min(b.tokens for b in route.token_buckets)))
+            )
+        wait_ms = int(headers["retry-after-ms"])
+        if azure:
+            version = request.query.get("api-version", "")
+            body = protocol.azure_rate_limited(version, by_tokens, wait_s)
+        elif by_tokens:
+            body = protocol.tokens_rate_limited(route.limit_tpm, charge, wait_s)
+        else:
+            body = protocol.rate_limited(wait_ms)
+        return _reply(429, body, (), headers)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,17 +65,24 @@ def fake_secret(key_name: str) -> str:
     return f"sim-{key_name}"
 
 
-def sim_setup_from_config(config: Config, *, seed: int) -> SimSetup:
+def sim_setup_from_config(config: Config, *, seed: int, burst: int | None = None) -> SimSetup:
     """The simulator setup that mirrors `config`: one bucket per shard, one per limited key.
 
     Each shard (key name, requested model or deployment) gets a bucket at the shard's QPS:
     the fixed value, or `start` for adaptive ranges, so an engine that adapts upwards meets
-    the 429s its controller is built for. Keys with a key-level `qps` get one more bucket
-    shared by every model on the key. Bursts are `max(SIM_BURST, configured burst)`.
+    the 429s its controller is built for; no request bucket when `qps` is left out. A `tpm`
+    (per model: each shard; per key: shared) becomes a token limit of the same rule. Keys
+    with a key-level `qps` or `tpm` get one more bucket shared by every model on the key.
+    Bursts are `max(SIM_BURST, configured burst)`, or `burst` for every bucket when given
+    (e.g. the configured burst exactly, to check that a client keeping to it is never refused).
     """
     defaults = config.data.defaults
-    secrets = {name: fake_secret(name) for name in config.data.keys}
-    env = {spec.env: secrets[name] for name, spec in config.data.keys.items()}
+    # a key without a variable is keyless: the simulator accepts requests with no key for it
+    secrets = {
+        name: fake_secret(name) if spec.env is not None else ""
+        for name, spec in config.data.keys.items()
+    }
+    env = {spec.env: secrets[name] for name, spec in config.data.keys.items() if spec.env}
     models: dict[str, str] = {}
     rules: dict[tuple[str | None, str | None], RateRule] = {}
     for model in config.models:
@@ -82,17 +90,22 @@ def sim_setup_from_config(config: Config, *, seed: int) -> SimSetup:
             # a name two entries share keeps its first model: they send the same requests
             models.setdefault(shard.api_model, model)
             where = (shard.route.key_name, shard.api_model)
-            if where not in rules:
+            qps = None if math.isinf(shard.qps.start) else shard.qps.start
+            tpm = config.models[model].tpm
+            if where not in rules and (qps is not None or tpm is not None):
                 rules[where] = RateRule(
                     key=shard.route.key_name,
                     model=shard.api_model,
-                    qps=shard.qps.start,
-                    burst=max(SIM_BURST, shard.burst),
+                    qps=qps,
+                    burst=burst or max(SIM_BURST, shard.burst),
+                    tpm=tpm,
                 )
     for name, spec in config.data.keys.items():
-        if spec.qps is not None:
-            burst = max(SIM_BURST, spec.burst or defaults.burst)
-            rules[(name, None)] = RateRule(key=name, model=None, qps=spec.qps, burst=burst)
+        if spec.qps is not None or spec.tpm is not None:
+            key_burst = burst or max(SIM_BURST, spec.burst or defaults.burst)
+            rules[(name, None)] = RateRule(
+                key=name, model=None, qps=spec.qps, burst=key_burst, tpm=spec.tpm
+            )
     base_url_envs: dict[str, ApiKind] = {
         p.base_url_env: p.kind for p in config.data.providers.values() if p.base_url_env
     }
