@@ -230,3 +230,13 @@ def test_an_eta_under_a_second_is_not_zero() -> None:
         if line.startswith("m ")
     )
     assert row.split()[-1] == "0:01"
+
+
+def test_requests_answered_from_the_cache_are_shown() -> None:
+    shards = [shard("m", "key0", done=3), shard("m", "key1", done=2)]
+    shards[0]["cached"] = 7
+    text = "\n".join(render(progress_table(shards, {}, elapsed_s=5.0)))
+    assert "7 requests answered from the cache" in text
+    assert "answered from the cache" not in "\n".join(
+        render(progress_table(shards[1:], {}, elapsed_s=5.0))
+    )

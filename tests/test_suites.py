@@ -255,3 +255,25 @@ def test_limit_and_sample_make_a_seeded_smoke_run(tmp_path: Path, providers: Pat
     assert report.planned == 3 * 2
     with pytest.raises(ua.PlanError, match="fraction"):
         select_cases(cases, None, 1.5, seed=1)
+
+
+def test_cost_per_node_and_in_the_report(
+    tmp_path: Path, write_yaml: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    priced = FAST.replace(
+        "o3-0416-global: {provider: lab, strategy: single, keys: [k0], workers: 20, qps: 2000}",
+        "o3-0416-global: {provider: lab, strategy: single, keys: [k0], workers: 20, qps: 2000,"
+        " price: {input_per_mtok: 2.0, output_per_mtok: 8.0}}",
+    )
+    assert priced != FAST
+    run(suite(questions(6)), tmp_path, write_yaml(priced))
+    data = database(tmp_path)
+    priced_model = data["models"]["o3-0416-global"]["overall_stats"]
+    tests = ua.load(tmp_path).tests()
+    spent = tests[tests["model"] == "o3-0416-global"]["cost"].sum()
+    assert priced_model["total_cost"] == pytest.approx(spent) and spent > 0
+    assert data["models"]["qwen2.5-3b-instruct"]["overall_stats"]["total_cost"] == 0
+    from ultra_async.cli.main import main
+
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert " cost" in capsys.readouterr().out

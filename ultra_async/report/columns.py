@@ -41,6 +41,8 @@ _HEADERS: dict[str, str] = {
     "evaluate_errors": "eval err",
     "total_errors": "errors",
     "total_tokens": "tokens",
+    "total_cost": "cost",
+    "cached_requests": "cached",
     **{f"{c}_error_share": short for c, short in _SHORT_CATEGORY.items()},
 }
 #: the compact default: what fits 100 columns beside a model name and a dimension value
@@ -107,6 +109,8 @@ def choose_columns(
         if "avg_final_score" not in available:
             # another suite: its first mean beside the success columns
             chosen[3:3] = [c for c in available.values() if c.field.startswith("avg_")][:1]
+        if "total_cost" in available and any(row.get("total_cost") for row in rows):
+            chosen.append(available["total_cost"])  # models with a `price` in providers.yaml
         return chosen
     if spec.strip() == "all":
         first = [available[f] for f in DEFAULT_COLUMNS if f in available]

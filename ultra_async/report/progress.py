@@ -186,6 +186,9 @@ def progress_table(
     all_shards = sum(len(cs) for _, cs in models if len(cs) > 1)
     show_shards = all_shards <= room
     title = f"{_eta(elapsed_s)[:8]} elapsed" if elapsed_s is not None else None
+    cached = sum(int(s.get("cached", 0)) for s in shards)
+    if cached and title is not None:
+        title += f" · {cached} requests answered from the cache"
     table = Table(
         box=box.SIMPLE_HEAD,
         pad_edge=False,
