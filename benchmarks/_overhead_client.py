@@ -148,7 +148,7 @@ models:
     strategy: single
     keys: [bench-0]
     workers: {concurrency}
-    qps: 1000000
+    qps: 10000
 """
 
 

@@ -155,7 +155,7 @@ def run() -> dict[str, Any]:
 
 def _workflow(tmp: Path) -> dict[str, Any]:
     """The workflow suite's evaluate against the simulator (no limits, 0 ms): CPU per test."""
-    text = single_model_providers(workers=CONCURRENCY, qps=1_000_000, burst=1000)
+    text = single_model_providers(workers=CONCURRENCY, qps=10_000, burst=1000)
     key = fake_secret("bench-0")
     size = ("--requests", str(WORKFLOW_TESTS), "--concurrency", str(CONCURRENCY))
     runs = []

@@ -60,7 +60,7 @@ def providers_text(base_url: str) -> str:
     key_list = ", ".join(f"sc-{i}" for i in range(KEYS))
     models = "\n".join(
         f"  {m}: {{provider: sim, strategy: keys, keys: [{key_list}], instance_prefix: {m}, "
-        f"workers: {WORKERS // len(MODELS)}, qps: 1000000}}"
+        f"workers: {WORKERS // len(MODELS)}, qps: 10000}}"
         for m in MODELS
     )
     return f"""

@@ -233,7 +233,7 @@ async def test_missing_keys_stop_before_sending(write_yaml: Callable[[str], Path
 async def test_shard_failing_with_5xx_yields_its_work_to_siblings(
     write_yaml: Callable[[str], Path],
 ) -> None:
-    from ultra_async.engine.engine import FAILING_TESTS_BEFORE_YIELDING
+    from ultra_async.engine.test_run import FAILING_TESTS_BEFORE_YIELDING
 
     config = make_config(write_yaml)
     # healthy answers take 50 ms, so the siblings are busy while the failing shard's tests fail

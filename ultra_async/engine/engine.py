@@ -10,11 +10,8 @@ Workers never touch statistics: every finished test becomes a TestResult handed 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -22,73 +19,21 @@ import structlog
 from pydantic import SecretStr
 
 from .._input import check_keys
-from .._redact import redact
 from ..config import Config
-from ..errors import ConfigError, InfraError, RequestRejectedError
+from ..errors import ConfigError
 from ..logs import ensure_configured
 from ..planner import Plan, build_shards
-from ..types import Evaluate, Outcome, TestResult, WorkItem
-from .chat import BoundChat
-from .client import ChatClient, client_timeout
-from .limits import KeyLimits, ShardLimits
+from ..types import Evaluate, TestResult
+from .client import ChatClient
 from .recording import Recording
-from .retry import Retrier
-from .shards import ModelPool, ShardState
+from .shards import ModelPool, ShardState, build_states
+from .summary import RunSummary
+from .test_run import CheckOutcome, TestRunner
 
 log = structlog.get_logger("ultra_async.engine.engine")
 
 OnResult = Callable[[TestResult], Awaitable[None]]
-#: why an object returned by `evaluate` is not a valid outcome (None when it is)
-CheckOutcome = Callable[[object], "str | None"]
-
-#: a shard whose last this-many tests all exhausted their retries on 5xx/connection errors
-#: hands its work to healthy siblings (a deployment that is down, not a passing blip)
-FAILING_TESTS_BEFORE_YIELDING = 5
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """What a run did. `interrupted` runs can be resumed: unfinished items were not recorded."""
-
-    planned: int
-    completed: int = 0
-    infra_errors: int = 0
-    request_errors: int = 0
-    evaluate_errors: int = 0
-    requests: int = 0
-    rate_limited: int = 0
-    retries: int = 0
-    #: requests answered from the response cache (no network, no rate-limit token)
-    cached: int = 0
-    wall_s: float = 0.0
-    interrupted: bool = False
-    #: spent on responses, from the models' `price` (0 when none has one)
-    cost: float = 0.0
-    #: True when the run stopped taking tests because `max_cost` was reached
-    cost_capped: bool = False
-    dead_shards: dict[str, str] = field(default_factory=dict)
-    shards: list[dict[str, Any]] = field(default_factory=list)
-    #: each distinct reason a test ended without a result, with how often ("kind: reason")
-    error_reasons: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def finished(self) -> int:
-        return self.completed + self.infra_errors + self.request_errors + self.evaluate_errors
-
-    def count(self, result: TestResult) -> None:
-        """Count a result handed on to `on_result` (and why a test ended without one)."""
-        kind = result.outcome
-        if kind == "completed":
-            self.completed += 1
-            return
-        if kind == "infra_error":
-            self.infra_errors += 1
-        elif kind == "request_error":
-            self.request_errors += 1
-        else:
-            self.evaluate_errors += 1
-        key = f"{kind}: {result.reason}"
-        self.error_reasons[key] = self.error_reasons.get(key, 0) + 1
+__all__ = ["Engine", "RunSummary"]
 
 
 class Engine:
@@ -122,16 +67,11 @@ class Engine:
         self.grace_s = config.data.defaults.grace_s if grace_s is None else grace_s
         self._session: aiohttp.ClientSession | None = None
         self._keys: dict[str, SecretStr] = {}
-        self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
-        self._retriers: dict[str, Retrier] = {}
         self._states: list[ShardState] = []
         self._stop = asyncio.Event()
         self._running = False
         #: send each request's work item id as the `user` field (the embedded simulator reads it)
         self.tag_requests = tag_requests
-        self._check: CheckOutcome | None = None
-        #: distinct evaluate failures already logged (each is logged once, then counted)
-        self._logged_failures: set[str] = set()
         #: transcripts and the response cache (engine/recording.py); None records nothing
         self._recording = recording
         #: stop taking new tests once the run's responses cost this much (None: no cap)
@@ -187,7 +127,9 @@ class Engine:
         `check_outcome` says why a returned object is not a valid outcome; such a test, like
         one whose `evaluate` raised, ends as an `evaluate_error`.
         """
-        self._check = check_outcome
+        self._tests = TestRunner(
+            tag_requests=self.tag_requests, recording=self._recording, check=check_outcome
+        )
         if self._session is None:
             raise RuntimeError("use `async with Engine(config) as engine:` before run()")
         if self._running:
@@ -245,44 +187,10 @@ class Engine:
             raise ConfigError(
                 f"no secret given for key(s) {', '.join(missing)}; pass them in keys="
             )
-        for model in models:
-            self._timeouts[model] = client_timeout(self.config.timeouts_of(model))
-            self._retriers[model] = Retrier(self.config.retry_of(model))
-        key_limits: dict[str, KeyLimits] = {}
-        for name in {sp.shard.route.key_name for sp in plan.shards}:
-            spec = self.config.data.keys[name]
-            burst = spec.burst or self.config.data.defaults.burst
-            key_limits[name] = KeyLimits(spec.qps, burst, spec.max_in_flight, tpm=spec.tpm)
-
-        self._states = []
+        self._states = build_states(
+            plan, self.config, client=self._client, keys=self._keys, base_urls=self._base_urls
+        )
         pools: dict[str, ModelPool] = {}
-        for sp in plan.shards:
-            shard = sp.shard
-            if shard.route.provider in self._base_urls:
-                route = dataclasses.replace(
-                    shard.route, base_url=self._base_urls[shard.route.provider]
-                )
-                shard = dataclasses.replace(shard, route=route)
-            limits = ShardLimits(
-                shard.workers,
-                shard.qps,
-                shard.burst,
-                key_limits[shard.route.key_name],
-                tpm=self.config.models[shard.model].tpm,
-            )
-            self._states.append(
-                ShardState(
-                    shard,
-                    limits,
-                    deque(sp.items),
-                    len(sp.items),
-                    client=self._client,
-                    key=self._keys[shard.route.key_name],
-                    request_timeout=self._timeouts[shard.model],
-                    retrier=self._retriers[shard.model],
-                    settings=self.config.settings_of(shard.model),
-                )
-            )
         by_model: dict[str, list[ShardState]] = {}
         for state in self._states:
             by_model.setdefault(state.shard.model, []).append(state)
@@ -381,7 +289,7 @@ class Engine:
                     pool.in_flight += 1
                     state.in_flight += 1
                     try:
-                        result = await self._run_one(state, pool, item, evaluate)
+                        result = await self._tests.run(state, pool, item, evaluate)
                     finally:
                         pool.in_flight -= 1
                         state.in_flight -= 1
@@ -410,142 +318,6 @@ class Engine:
             self._cost_capped = True
             log.warning("max_cost_reached", max_cost=self.max_cost)
         return self._cost_capped
-
-    async def _run_one(
-        self,
-        state: ShardState,
-        pool: ModelPool,
-        item: WorkItem,
-        evaluate: Evaluate,
-    ) -> TestResult | None:
-        """Run one test; None when the shard died under it and the item went back to the pool."""
-        shard = state.shard
-        deadline_s = state.retrier.policy.test_deadline_s
-        started = time.monotonic()
-        chat = BoundChat(state, item, started + deadline_s, tag=self.tag_requests)
-        recorder = chat.recorder = (
-            self._recording.recorder(chat, state) if self._recording is not None else None
-        )
-        deadline = asyncio.timeout(deadline_s)
-        kind = "infra_error"
-        details: dict[str, Any] = {}
-        try:
-            # asyncio.timeout turns only its own cancellation into TimeoutError: a shutdown
-            # cancel arriving in the same step still propagates as CancelledError
-            async with deadline:
-                outcome = await evaluate(item, recorder or chat)
-        except TimeoutError:
-            if not deadline.expired():
-                kind = "evaluate_error"
-                reason = "evaluate raised TimeoutError"
-            else:
-                reason = f"test exceeded its deadline of {deadline_s:g}s"
-        except RequestRejectedError as error:
-            state.request_errors += 1
-            state.failing_streak = 0
-            log.info(
-                "test_request_error",
-                model=shard.model,
-                shard=shard.name,
-                item=item.id,
-                reason=error.reason,
-            )
-            kind = "request_error"
-            reason = error.reason
-            details = {"request_error": {"status": error.status, "code": error.code}}
-        except InfraError as error:
-            state.failing_streak = state.failing_streak + 1 if error.kind == "transient" else 0
-            failing = state.failing_streak >= FAILING_TESTS_BEFORE_YIELDING and any(
-                s.dead is None for s in pool.states if s is not state
-            )
-            if error.fatal or failing:
-                if state.dead is None:
-                    state.dead = (
-                        error.reason
-                        if error.fatal
-                        else f"{state.failing_streak} tests in a row failed: {error.reason}"
-                    )
-                    log.warning(
-                        "shard_dead", model=shard.model, shard=shard.name, reason=state.dead
-                    )
-                state.queue.appendleft(item)  # a sibling picks it up
-                return None
-            reason = error.reason
-        except Exception as error:  # a bug in evaluate must not end the run
-            kind = "evaluate_error"
-            reason = _one_line(f"evaluate raised {type(error).__name__}: {error}")
-            self._log_evaluate_failure(reason, error, shard.model, item.id)
-        else:
-            problem = self._check(outcome) if self._check is not None else None
-            if problem is None and not isinstance(outcome, Outcome):
-                problem = f"evaluate returned {type(outcome).__name__}, not an Outcome"
-            if problem is None:
-                state.done += 1
-                state.failing_streak = 0
-                result = TestResult.from_outcome(
-                    item,
-                    shard.name,
-                    outcome,
-                    execution_time_s=round(time.monotonic() - started, 6),
-                    requests=chat.requests,
-                    retries=chat.retries,
-                    finished_at=round(time.time(), 3),
-                    cached_requests=recorder.cached if recorder is not None else 0,
-                    cost=chat.cost,
-                )
-                if not outcome.input_tokens and not outcome.output_tokens:
-                    result.input_tokens, result.output_tokens = chat.tokens()
-                return recorder.finish(result) if recorder is not None else result
-            kind = "evaluate_error"
-            reason = _one_line(problem)
-            self._log_evaluate_failure(reason, None, shard.model, item.id)
-        if kind == "infra_error":
-            state.infra_errors += 1
-            log.info(
-                "test_infra_error", model=shard.model, shard=shard.name, item=item.id, reason=reason
-            )
-        elif kind == "evaluate_error":
-            state.evaluate_errors += 1
-        result = TestResult.error(
-            kind,
-            item,
-            shard.name,
-            redact(reason),
-            execution_time_s=round(time.monotonic() - started, 6),
-            requests=chat.requests,
-            retries=chat.retries,
-            finished_at=round(time.time(), 3),
-            cached_requests=recorder.cached if recorder is not None else 0,
-            cost=chat.cost,
-            details=details,
-        )
-        return recorder.finish(result) if recorder is not None else result
-
-    def _log_evaluate_failure(
-        self, reason: str, error: BaseException | None, model: str, item_id: str
-    ) -> None:
-        """Log each distinct evaluate failure once (with a compact traceback); count the rest."""
-        if reason in self._logged_failures:
-            return
-        self._logged_failures.add(reason)
-        where = _where(error) if error is not None else None
-        log.warning("evaluate_failed", model=model, item=item_id, reason=reason, where=where)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _where(error: BaseException) -> str:
-    """The innermost frame of a traceback as `file:line in function` (no locals, no source)."""
-    import traceback
-
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames:
-        return "?"
-    last = frames[-1]
-    return f"{last.filename}:{last.lineno} in {last.name}"
 
 
 async def _discard(result: TestResult) -> None:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from pydantic import SecretStr
 
 from ..config_extras import GenerationSettings
 from ..types import Shard, WorkItem
-from .client import ChatClient
-from .limits import ShardLimits
+from .client import ChatClient, client_timeout
+from .limits import KeyLimits, ShardLimits
 from .retry import Retrier
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..planner import Plan
 
 
 @dataclass(slots=True)
@@ -128,3 +134,50 @@ def surplus(state: ShardState) -> int:
         return len(state.queue)
     slots = state.limits.tests
     return len(state.queue) - max(0, slots.limit - slots.in_use)
+
+
+def build_states(
+    plan: Plan,
+    config: Config,
+    *,
+    client: ChatClient,
+    keys: Mapping[str, SecretStr],
+    base_urls: Mapping[str, str],
+) -> list[ShardState]:
+    """The live state of every shard of `plan`: its limits (shard and key level), its route
+    (a provider's base URL replaced when given), its key, timeouts and retry policy."""
+    models = {sp.shard.model for sp in plan.shards}
+    timeouts = {m: client_timeout(config.timeouts_of(m)) for m in models}
+    retriers = {m: Retrier(config.retry_of(m)) for m in timeouts}
+    key_limits: dict[str, KeyLimits] = {}
+    for name in {sp.shard.route.key_name for sp in plan.shards}:
+        spec = config.data.keys[name]
+        burst = spec.burst or config.data.defaults.burst
+        key_limits[name] = KeyLimits(spec.qps, burst, spec.max_in_flight, tpm=spec.tpm)
+    states = []
+    for sp in plan.shards:
+        shard = sp.shard
+        if shard.route.provider in base_urls:
+            route = dataclasses.replace(shard.route, base_url=base_urls[shard.route.provider])
+            shard = dataclasses.replace(shard, route=route)
+        limits = ShardLimits(
+            shard.workers,
+            shard.qps,
+            shard.burst,
+            key_limits[shard.route.key_name],
+            tpm=config.models[shard.model].tpm,
+        )
+        states.append(
+            ShardState(
+                shard,
+                limits,
+                deque(sp.items),
+                len(sp.items),
+                client=client,
+                key=keys[shard.route.key_name],
+                request_timeout=timeouts[shard.model],
+                retrier=retriers[shard.model],
+                settings=config.settings_of(shard.model),
+            )
+        )
+    return states
