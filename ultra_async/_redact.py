@@ -57,11 +57,32 @@ def _may_hold(data: bytes) -> bool:
     return not _pieces.isdisjoint(memoryview(data)[:usable].cast("I"))
 
 
-def _remove_runs(text: str) -> str:
+def _starts(data: bytes) -> list[int]:
+    """Where a run of a secret can start in ASCII `data`: around each place a 4-byte piece of a
+    secret stands (a run of 8 starting at p holds the aligned chunk at q only if p <= q <= p+4;
+    every place of a matching piece is taken, aligned or not, which only adds candidates)."""
+    usable = len(data) - len(data) % 4
+    found: set[int] = set()
+    for value in _pieces.intersection(memoryview(data)[:usable].cast("I")):
+        needle = value.to_bytes(4, sys.byteorder)
+        at = data.find(needle)
+        while at != -1:
+            found.update(range(max(0, at - 4), at + 1))
+            at = data.find(needle, at + 1)
+    return sorted(found)
+
+
+def _remove_runs(text: str, starts: list[int] | None = None) -> str:
+    """`text` with every run of a secret replaced; only `starts` are tried when given."""
     out: list[str] = []
-    start = i = 0
+    start = 0
     last = len(text) - MIN_RUN
-    while i <= last:
+    positions = iter(starts if starts is not None else range(last + 1))
+    for i in positions:
+        if i < start:
+            continue
+        if i > last:
+            break
         if text[i : i + MIN_RUN] in _windows:
             end = i + MIN_RUN
             # extend while the window ending one further is still a piece of some secret
@@ -69,17 +90,17 @@ def _remove_runs(text: str) -> str:
                 end += 1
             out.append(text[start:i])
             out.append(_MARK)
-            start = i = end
-        else:
-            i += 1
+            start = end
     out.append(text[start:])
     return "".join(out)
 
 
 def redact_secrets(text: str) -> str:
     """`text` without registered secrets (whole, or any 8 consecutive characters of one)."""
-    if _may_hold(text.encode("utf-8", "surrogatepass")):
-        text = _remove_runs(text)
+    data = text.encode("utf-8", "surrogatepass")
+    if _may_hold(data):
+        # in ASCII text a byte is a character, so the chunks that matched say where to look
+        text = _remove_runs(text, _starts(data) if len(data) == len(text) else None)
     for secret in _short:
         if secret in text:
             text = text.replace(secret, _MARK)
