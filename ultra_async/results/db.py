@@ -46,8 +46,10 @@ from .storage import (
 
 #: fields that legitimately differ between two runs with the same results
 _VOLATILE = frozenset({"created_at", "last_updated", "imported_at"})
-#: fields that differ between a run and its replay from the cache
-_TIMING = frozenset({"avg_execution_time", "sum_execution_time", "cached_requests"})
+#: fields that differ between a run and its replay from the cache (a cached reply costs nothing)
+_TIMING = frozenset(
+    {"avg_execution_time", "sum_execution_time", "cached_requests", "total_cost", "avg_cost"}
+)
 
 
 def comparable(db: Mapping[str, Any]) -> dict[str, Any]:
