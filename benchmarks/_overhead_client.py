@@ -139,14 +139,14 @@ defaults:
   retry: {{max_attempts: 6, base_delay_s: 0.05, max_delay_s: 1.0, test_deadline_s: 120}}
   burst: 1000
 keys:
-  bench-0: {{env: BENCH_KEY_0}}
+  loopkey-0: {{env: BENCH_KEY_0}}
 providers:
   loop: {{kind: openai, base_url: "{base_url}"}}
 models:
   bench:
     provider: loop
     strategy: single
-    keys: [bench-0]
+    keys: [loopkey-0]
     workers: {concurrency}
     qps: 10000
 """

@@ -236,6 +236,7 @@ class TestResult:
         retries: int = 0,
         finished_at: float = 0.0,
         cached_requests: int = 0,
+        cost: float = 0.0,
         **extra: Any,
     ) -> TestResult:
         # Positional, once per test: merging dicts into keyword arguments cost more than the
@@ -245,7 +246,7 @@ class TestResult:
             item.id, item.model, case.id, item.instance, dict(case.labels), shard, "completed",
             execution_time_s, requests, retries, None, finished_at, o.success_level, o.score,
             dict(o.metrics), o.error_category, o.input_tokens, o.output_tokens, cached_requests,
-            0.0, item.digest, dict(o.details),
+            cost, item.digest, dict(o.details),
         )  # fmt: skip
         return replace(result, **extra) if extra else result
 
@@ -262,6 +263,8 @@ class TestResult:
         retries: int = 0,
         finished_at: float = 0.0,
         cached_requests: int = 0,
+        cost: float = 0.0,
+        details: dict[str, Any] | None = None,
         **extra: Any,
     ) -> TestResult:
         """A record of a test that ended without a result (`infra_error`, `request_error`, ...)."""
@@ -269,7 +272,7 @@ class TestResult:
         result = cls(
             item.id, item.model, case.id, item.instance, dict(case.labels), shard, kind,
             execution_time_s, requests, retries, reason, finished_at, "failure", None, {}, None,
-            0, 0, cached_requests, 0.0, item.digest, {},
+            0, 0, cached_requests, cost, item.digest, details or {},
         )  # fmt: skip
         return replace(result, **extra) if extra else result
 

@@ -403,8 +403,7 @@ class StatsTree:
         return self.snapshot()
 
     def _cell(self, result: TestResult) -> NodePath:
-        labels = result.labels
-        return (result.model, *(labels[d] for d in self.layout.dimensions))
+        return (result.model, *map(result.labels.__getitem__, self.layout.dimensions))
 
     def _apply(self, cell: NodePath, delta: Frozen) -> None:
         batch = self._batch
