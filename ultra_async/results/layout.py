@@ -97,6 +97,17 @@ class Measure:
     index: int
 
 
+@dataclass(frozen=True, slots=True)
+class RenderPlan:
+    """The slots and names a node's fields are rendered from."""
+
+    error_slots: tuple[int, ...]
+    error_fields: tuple[str, ...]
+    share_fields: tuple[str, ...]
+    means: tuple[tuple[str, int], ...]
+    sums: tuple[tuple[str, int], ...]
+
+
 @dataclass(slots=True)
 class Layout:
     """Dimensions and vector slots of one suite's statistics (grows, never shrinks)."""
@@ -110,6 +121,8 @@ class Layout:
     #: the workflow suite's schema-4.0 fields (no `score`, no sorted rendering)
     workflow: bool = False
     width: int = FIXED
+    #: what rendering a node needs, computed once per width (see `render_plan`)
+    _plan: RenderPlan | None = field(default=None, repr=False, compare=False)
 
     @property
     def depth(self) -> int:
@@ -138,7 +151,23 @@ class Layout:
 
     def _grow(self) -> int:
         self.width += 1
+        self._plan = None
         return self.width - 1
+
+    def render_plan(self) -> RenderPlan:
+        """Field names and vector slots of a rendered node, in order (cached until it grows)."""
+        plan = self._plan
+        if plan is None:
+            categories = self.error_categories()
+            measures = self.rendered_measures()
+            plan = self._plan = RenderPlan(
+                tuple(self.categories[c] for c in categories),
+                tuple(f"{c}_errors" for c in categories),
+                tuple(f"{c}_error_share" for c in categories),
+                tuple((m.mean_field, m.index) for m in measures if m.mean_field),
+                tuple((m.sum_field, m.index) for m in measures),
+            )
+        return plan
 
     def error_categories(self) -> list[str]:
         """Categories in rendering order: declared order, else sorted."""

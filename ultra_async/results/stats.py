@@ -169,43 +169,42 @@ def _ratio(num: int, den: int) -> float:
 
 def node_fields(vector: Vector, layout: Layout = WORKFLOW) -> dict[str, Any]:
     """The database fields of one node (leaf or overall_stats), in a fixed order."""
+    plan = layout.render_plan()
     width = len(vector)
-    total, full, partial = vector[TOTAL], vector[FULL], vector[PARTIAL]
+    if width < layout.width:  # a node last touched before an open layout grew
+        vector = (*vector, *(0,) * (layout.width - width))
+    total, full, partial, failure = vector[TOTAL], vector[FULL], vector[PARTIAL], vector[FAILURE]
     success = full + partial
-    categories = layout.error_categories()
-    errors = [vector[i] if (i := layout.categories[c]) < width else 0 for c in categories]
+    errors = [vector[i] for i in plan.error_slots]
     total_errors = sum(errors)
-    measures = layout.rendered_measures()
-    sums = [vector[m.index] if m.index < width else 0 for m in measures]
     out: dict[str, Any] = {
         "total": total,
         "success": success,
         "full_success": full,
         "partial_success": partial,
-        "failure": vector[FAILURE],
+        "failure": failure,
         "infra_errors": vector[INFRA],
         "request_errors": vector[REQUEST_ERRORS],
         "evaluate_errors": vector[EVALUATE_ERRORS],
         "success_rate": _ratio(success, total),
         "full_success_rate": _ratio(full, total),
         "partial_success_rate": _ratio(partial, total),
-        "failure_rate": _ratio(vector[FAILURE], total),
+        "failure_rate": _ratio(failure, total),
         "weighted_success_score": _ratio(2 * full + partial, 2 * total),
     }
-    for measure, value in zip(measures, sums, strict=True):
-        if measure.mean_field:
-            out[measure.mean_field] = _ratio(value, SCALE * total)
+    scaled_total = SCALE * total
+    for name, index in plan.means:
+        out[name] = _ratio(vector[index], scaled_total)
     out["total_input_tokens"] = vector[IN_TOKENS]
     out["total_output_tokens"] = vector[OUT_TOKENS]
     out["total_tokens"] = vector[IN_TOKENS] + vector[OUT_TOKENS]
     out["cached_requests"] = vector[CACHED]
     out["total_errors"] = total_errors
-    for category, count in zip(categories, errors, strict=True):
-        out[f"{category}_errors"] = count
-    for category, count in zip(categories, errors, strict=True):
-        out[f"{category}_error_share"] = _ratio(count, total_errors)
-    for measure, value in zip(measures, sums, strict=True):
-        out[measure.sum_field] = _ratio(value, SCALE)
+    out.update(zip(plan.error_fields, errors, strict=True))
+    for name, count in zip(plan.share_fields, errors, strict=True):
+        out[name] = _ratio(count, total_errors)
+    for name, index in plan.sums:
+        out[name] = vector[index] / SCALE
     return out
 
 
