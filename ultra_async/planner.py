@@ -50,20 +50,24 @@ def _split(value: str | Iterable[str]) -> list[str]:
     return [p.strip() for p in parts if isinstance(p, str) and p.strip()]
 
 
-def select_models(config: Config, models: str | Iterable[str] = "all") -> tuple[str, ...]:
-    """Model names from a comma list (or `all`), each checked against providers.yaml."""
-    allowed = list(config.models)
+def choose(kind: str, value: str | Iterable[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """Names from a comma list (or `all`), each checked against `allowed`; PlanError otherwise."""
     chosen: list[str] = []
-    for part in _split(models):
+    for part in _split(value):
         if part == "all":
             chosen.extend(allowed)
         elif part in allowed:
             chosen.append(part)
         else:
-            raise PlanError(f"unknown model {part!r}; choose from: all, {', '.join(allowed)}")
+            raise PlanError(f"unknown {kind} {part!r}; choose from: all, {', '.join(allowed)}")
     if not chosen:
-        raise PlanError(f"no model given; choose from: all, {', '.join(allowed)}")
+        raise PlanError(f"no {kind} given; choose from: all, {', '.join(allowed)}")
     return tuple(dict.fromkeys(chosen))
+
+
+def select_models(config: Config, models: str | Iterable[str] = "all") -> tuple[str, ...]:
+    """Model names from a comma list (or `all`), each checked against providers.yaml."""
+    return choose("model", models, list(config.models))
 
 
 def build_matrix(

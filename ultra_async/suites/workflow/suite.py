@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from itertools import product
 from typing import Any
 
 from ...config import Config
 from ...errors import PlanError
-from ...planner import Matrix, build_matrix
+from ...planner import Matrix, build_matrix, choose
 from ...types import Case
 from ..suite import Responder, Suite
 from .dimensions import (
@@ -30,23 +30,6 @@ MATRIX_OPTIONS = ("prompt_types", "rates", "difficulties", "task_types")
 def _split(value: str | Iterable[Any]) -> list[Any]:
     parts = value.split(",") if isinstance(value, str) else list(value)
     return [p.strip() if isinstance(p, str) else p for p in parts if p != "" and p is not None]
-
-
-def choose(kind: str, value: str | Iterable[str], allowed: Sequence[str]) -> tuple[str, ...]:
-    """Names from a comma list (or `all`), each checked against `allowed`."""
-    chosen: list[str] = []
-    for part in _split(value):
-        if not isinstance(part, str) or not part:
-            continue
-        if part == "all":
-            chosen.extend(allowed)
-        elif part in allowed:
-            chosen.append(part)
-        else:
-            raise PlanError(f"unknown {kind} {part!r}; choose from: all, {', '.join(allowed)}")
-    if not chosen:
-        raise PlanError(f"no {kind} given; choose from: all, {', '.join(allowed)}")
-    return tuple(dict.fromkeys(chosen))
 
 
 def parse_prompt_types(value: str | Iterable[str]) -> tuple[str, ...]:
