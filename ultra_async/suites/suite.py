@@ -138,6 +138,5 @@ def _finite(value: object) -> bool:
 
 
 def _only(case: Case, dims: tuple[str, ...]) -> Case:
-    # labels beyond the suite's dimensions are kept in data's place? No: they are dropped from
-    # the labels (the database has a level per dimension only) and stay reachable via data.
+    # labels beyond the suite's dimensions are dropped: the database has a level per dimension
     return Case(case.id, {d: case.labels[d] for d in dims}, case.data)
