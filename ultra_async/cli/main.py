@@ -13,15 +13,11 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-import orjson
-
-from ..config import Config, Settings, load_config
+from ..config import Settings
 from ..errors import ConfigError, PlanError, UltraAsyncError
-from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from ..logs import redact
-from ..planner import Plan
 from .args import (
     EXIT_CODES_HELP,
     MAX_BUFFER_SIZE,
@@ -31,7 +27,8 @@ from .args import (
     log_level,
     whole_number,
 )
-from .options import add_suite_options, run_options
+from .options import add_recording_options, add_suite_options
+from .plan import cmd_plan, cmd_validate
 
 Handler = Callable[[argparse.Namespace], int]
 INTERRUPTED = "interrupted: run the same command again to finish the remaining tests"
@@ -45,115 +42,6 @@ def _add_providers(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="providers.yaml to use (default: $ULTRA_ASYNC_PROVIDERS or ./providers.yaml)",
     )
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    settings = Settings()
-    return load_config(args.providers, settings)
-
-
-def plan_rows(plan: Plan) -> list[dict[str, Any]]:
-    """One row per shard; the route is a key index or a deployment, never the key."""
-    rows = []
-    for sp in plan.shards:
-        s = sp.shard
-        row: dict[str, Any] = {"model": s.model, "shard": s.name, "provider": s.route.provider}
-        if s.route.deployment is not None:
-            row["deployment"] = s.route.deployment
-        else:
-            row["key_index"] = s.route.key_index
-        row["key_env"] = s.route.key_env
-        row["workers"] = _limit(s.workers.start, s.workers.max)
-        row["qps"] = _limit(s.qps.start, s.qps.max)
-        row["items"] = len(sp.items)
-        rows.append(row)
-    return rows
-
-
-def _limit(start: float, maximum: float) -> int | float | str:
-    if start == float("inf"):
-        return "unlimited"
-
-    def fmt(x: float) -> int | float:
-        return int(x) if x == int(x) else x
-
-    return fmt(start) if start == maximum else f"{fmt(start)}->{fmt(maximum)}"
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    from ..runner import plan_only
-
-    config = config_from_args(args)
-    plan = plan_only(run_options(args), config)
-    rows = plan_rows(plan)
-    if args.format == "json":
-        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return EXIT_OK
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..report.estimate import duration, estimate
-
-    expected = estimate(plan, config, args.requests_per_test)
-    table = Table(title=f"{plan.total} tests in {len(rows)} shards", title_justify="left")
-    for col in (
-        "model", "shard", "provider", "route", "key variable", "workers", "qps", "items", "≥ time"
-    ):  # fmt: skip
-        right = col in ("workers", "qps", "items", "≥ time")
-        table.add_column(col, justify="right" if right else "left", no_wrap=True)
-    for row in rows:
-        route = row.get("deployment") or f"key {row['key_index']}"
-        table.add_row(
-            row["model"],
-            row["shard"],
-            row["provider"],
-            route,
-            row["key_env"],
-            str(row["workers"]),
-            str(row["qps"]),
-            str(row["items"]),
-            duration(expected.shard_seconds[f"{row['model']}/{row['shard']}"]),
-        )
-    console = Console(width=max(160, _terminal_width()))
-    console.print(table)
-    if plan.total:
-        console.print(
-            f"expected duration: at least {duration(expected.seconds)} at the configured request "
-            f"limits ({expected.requests:.0f} requests at ~{args.requests_per_test:g} per test; "
-            f"limited by {expected.bound_by}); latency and retries add to it",
-            highlight=False,
-        )
-    return EXIT_OK
-
-
-def _terminal_width() -> int:
-    try:
-        return os.get_terminal_size().columns
-    except OSError:
-        return 120
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    envs = config.key_envs()
-    missing = set(config.missing_keys())
-    malformed = config.malformed_keys()
-    print(
-        f"{config.path}: valid ({len(config.models)} models, "
-        f"{len(config.data.providers)} providers)"
-    )
-    for key, var in envs.items():
-        state = "missing" if var in missing else "MALFORMED" if var in malformed else "present"
-        users = [m for m, spec in config.models.items() if key in spec.keys]
-        print(f"  key {key:<18} ${var:<26} {state:<8} used by {len(users)} model(s)")
-    if missing:
-        print(
-            f"{len(missing)} API key variable(s) unset: {', '.join(sorted(missing))}; "
-            "set them to run against the real APIs, or use --simulate"
-        )
-    for line in malformed.values():
-        print(line, file=sys.stderr)
-    return EXIT_USAGE if malformed else EXIT_OK
 
 
 #: subcommand name → (help, add-arguments, handler). Later modules add entries here.
@@ -287,31 +175,6 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         return run_command(args)
 
     return handler
-
-
-def add_recording_options(parser: argparse.ArgumentParser) -> None:
-    """`--transcripts`, `--cache`, `--cache-dir` (docs/transcripts-and-cache.md)."""
-    parser.add_argument(
-        "--transcripts",
-        choices=("all", "failures", "none"),
-        default="all",
-        help="conversations kept beside the journal: all, failures (tests not a completed "
-        "full success) or none (default: all)",
-    )
-    parser.add_argument(
-        "--cache",
-        choices=("off", "use", "refresh", "only"),
-        default="use",
-        help="response cache: use (answer repeated requests from it), refresh (send and store "
-        "anew), only (never send; a miss is an infra error), off (default: use)",
-    )
-    parser.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        type=Path,
-        default=None,
-        help="a response cache shared across results directories (default: one in --out)",
-    )
 
 
 @command("show", "print one test's transcript: messages, replies, tokens, failed attempts")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..runner import RunOptions
@@ -139,4 +140,29 @@ def run_options(args: argparse.Namespace, **extra: Any) -> RunOptions:
         difficulties=args.difficulties,
         task_types=args.task_types,
         **extra,
+    )
+
+
+def add_recording_options(parser: argparse.ArgumentParser) -> None:
+    """`--transcripts`, `--cache`, `--cache-dir` (docs/transcripts-and-cache.md)."""
+    parser.add_argument(
+        "--transcripts",
+        choices=("all", "failures", "none"),
+        default="all",
+        help="conversations kept beside the journal: all, failures (tests not a completed "
+        "full success) or none (default: all)",
+    )
+    parser.add_argument(
+        "--cache",
+        choices=("off", "use", "refresh", "only"),
+        default="use",
+        help="response cache: use (answer repeated requests from it), refresh (send and store "
+        "anew), only (never send; a miss is an infra error), off (default: use)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="a response cache shared across results directories (default: one in --out)",
     )
