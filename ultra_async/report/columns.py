@@ -72,6 +72,8 @@ class Column:
 def _kind(field: str, value: object) -> str | None:
     if field == "ci":
         return "ci"
+    if field == "total_cost":
+        return "cost"
     if isinstance(value, bool) or field.endswith(("_low", "_high")):
         return None
     if isinstance(value, int):
@@ -136,6 +138,9 @@ def _cell(row: Mapping[str, Any], column: Column) -> str:
     if column.kind == "count":
         mark = "*" if column.field == "total" and row["few_tests"] else ""
         return f"{value}{mark}"
+    if column.kind == "cost":
+        # money: small amounts keep their significant digits (0.00042, not 0.000)
+        return f"{value:.2g}" if isinstance(value, float) and 0 < value < 1 else f"{value:.2f}"
     # A rate over zero tests (or a share of zero errors) is undefined, not 0 %.
     if value is None or row.get("total") == 0:
         return _NONE
