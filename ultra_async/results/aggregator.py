@@ -295,7 +295,8 @@ class Aggregator:
         # The append runs in a thread because a busy disk can block even a small write.
         await self._in_thread(self._append, b"".join(lines), originals)
         counts["journaled"] += len(accepted)
-        for kind in tree.add_results(accepted):
+        # `accepted` holds the normalized records: the tree need not normalize them again
+        for kind in tree.add_results(accepted, normalized=True):
             counted = _COUNTED_AS.get(kind)
             if counted is not None:
                 counts[counted] += 1

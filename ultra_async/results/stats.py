@@ -317,8 +317,11 @@ class StatsTree:
             bool(digest) and bool(result.case_digest) and digest != result.case_digest
         )
 
-    def add_result(self, result: TestResult) -> str:
-        """Count one record; returns its kind, `replaced`, `infra_repeat` or `duplicate`."""
+    def add_result(self, result: TestResult, *, normalized: bool = False) -> str:
+        """Count one record; returns its kind, `replaced`, `infra_repeat` or `duplicate`.
+
+        `normalized`: the record's model is already the real model (see `normalize`).
+        """
         item_id = result.item_id
         previous = self._items.get(item_id)
         kind = result.outcome
@@ -330,28 +333,28 @@ class StatsTree:
                 self.unresolved.add(item_id)
                 return "duplicate"
             self._apply(previous[1], _negate(result_delta(old, self.layout)))
-            self._count(result, kind)
+            self._count(result, kind, normalized)
             return "replaced"
         if kind == "infra_error" and previous is not None:
             return "infra_repeat"
         if previous is not None:  # an infra error, now followed by a final record
             self._apply(previous[1], _negate(result_delta_kind("infra_error", self.layout)))
-        self._count(result, kind)
+        self._count(result, kind, normalized)
         return kind
 
-    def _count(self, result: TestResult, kind: str) -> None:
-        cell = self._cell(self.normalize(result))
+    def _count(self, result: TestResult, kind: str, normalized: bool) -> None:
+        cell = self._cell(result if normalized else self.normalize(result))
         self._items[result.item_id] = (kind, cell, result.case_digest)
         if kind in FINAL_KINDS and result.item_id in self._keep_ids:
             self._kept[result.item_id] = result
         self._apply(cell, result_delta(result, self.layout))
 
-    def add_results(self, results: Iterable[TestResult]) -> list[str]:
+    def add_results(self, results: Iterable[TestResult], *, normalized: bool = False) -> list[str]:
         """`add_result` for each result in order; each touched leaf's path is updated once."""
         batch: dict[NodePath, list[Frozen]] = {}
         self._batch = batch
         try:
-            return [self.add_result(result) for result in results]
+            return [self.add_result(result, normalized=normalized) for result in results]
         finally:
             self._batch = None
             for cell, deltas in batch.items():
