@@ -25,6 +25,7 @@ from ultra_async.config import RetryPolicy, load_config
 from ultra_async.config_extras import GenerationSettings
 from ultra_async.engine import aimd, buckets, limits, semaphore
 from ultra_async.engine.chat import BoundChat
+from ultra_async.engine.client import Endpoint
 from ultra_async.engine.engine import Engine
 from ultra_async.engine.headers import RateLimitHeaders
 from ultra_async.engine.limits import AdjustableSemaphore, AimdController, KeyLimits, ShardLimits
@@ -33,7 +34,7 @@ from ultra_async.engine.shards import ShardState
 from ultra_async.planner import build_shards, make_plan
 from ultra_async.suites.workflow.item import workflow_item
 from ultra_async.suites.workflow.suite import workflow_matrix
-from ultra_async.types import ChatFn, ChatResponse, Message, Outcome, Range, Route, WorkItem
+from ultra_async.types import ChatFn, ChatResponse, Message, Outcome, Range, WorkItem
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEM = workflow_item("m", "optimal", 0.8, "easy", "simple_task", 0)
@@ -46,8 +47,8 @@ class HeldClient:
         self.sent = 0
         self.release = asyncio.Event()
 
-    async def complete(
-        self, route: Route, api_model: str, key: SecretStr, messages: Sequence[Message], **_: Any
+    async def send(
+        self, endpoint: Endpoint, messages: Sequence[Message], *_: Any
     ) -> tuple[ChatResponse, RateLimitHeaders]:
         self.sent += 1
         await self.release.wait()
@@ -66,6 +67,7 @@ def shard_state(limits: ShardLimits, client: Any) -> ShardState:
         request_timeout=aiohttp.ClientTimeout(total=5),
         retrier=Retrier(RetryPolicy()),
         settings=GenerationSettings({}, []),
+        endpoint=Endpoint(config_shard.route, config_shard.api_model, SecretStr("sk-x")),
     )
 
 

@@ -63,7 +63,22 @@ class BoundChat:
     async def __call__(self, messages: Sequence[Message], **params: Any) -> ChatResponse:
         if self._tag and "user" not in params:
             params["user"] = self._item.id
-        response = await self._call(messages, params)
+        settings = self._state.settings
+        body = params if settings.plain else settings.body(params)
+        try:
+            response = await self._attempt(messages, body)
+        except RequestError as error:
+            first_error = error  # retried outside this block: no exception context is kept
+        else:
+            self._input_tokens += response.input_tokens
+            self._output_tokens += response.output_tokens
+            return response
+        response = await self._state.retrier.call(
+            lambda: self._attempt(messages, body),
+            deadline=self._deadline,
+            on_retry=self._on_retry,
+            first_error=first_error,
+        )
         self.count(response)
         return response
 
@@ -72,25 +87,12 @@ class BoundChat:
         self._input_tokens += response.input_tokens
         self._output_tokens += response.output_tokens
 
-    async def _call(self, messages: Sequence[Message], params: dict[str, Any]) -> ChatResponse:
-        settings = self._state.settings
-        body = params if settings.plain else settings.body(params)
-        try:
-            return await self._attempt(messages, body)
-        except RequestError as error:
-            first_error = error
-        return await self._state.retrier.call(
-            lambda: self._attempt(messages, body),
-            deadline=self._deadline,
-            on_retry=self._on_retry,
-            first_error=first_error,
-        )
-
     async def _attempt(self, messages: Sequence[Message], body: dict[str, Any]) -> ChatResponse:
         """One request: the key's in-flight slot, room on the way, tokens, then the HTTP call.
 
         Slots come first: a request that took a bucket token and then waited for a slot
-        would spend that token later, in a burst with every other waiter.
+        would spend that token later, in a burst with every other waiter. One coroutine from
+        the slots to the bookkeeping of the answer: every layer costs each request a frame.
         """
         state = self._state
         limits = state.limits
@@ -112,51 +114,28 @@ class BoundChat:
                     # the shard died while this request waited for its turn: do not send it
                     limits.settle_tokens(reserved, 0)
                     raise InfraError(state.dead, fatal=True)
-                return await self._send(messages, body, reserved)
+                state.requests += 1
+                self.requests += 1
+                sent_at = time.monotonic()
+                limits.in_flight += 1
+                try:
+                    response, headers = await state.client.send(
+                        state.endpoint, messages, body, state.request_timeout
+                    )
+                except RequestError as error:
+                    limits.in_flight -= 1
+                    self._refused(error, reserved, sent_at)
+                    raise
+                except BaseException:
+                    limits.in_flight -= 1
+                    limits.settle_tokens(reserved, None)
+                    raise
             finally:
                 if transit is not None:
                     transit.release()
         finally:
             if in_flight is not None:
                 in_flight.release()
-
-    async def _send(
-        self, messages: Sequence[Message], body: dict[str, Any], reserved: int
-    ) -> ChatResponse:
-        state = self._state
-        limits = state.limits
-        state.requests += 1
-        self.requests += 1
-        shard = state.shard
-        sent_at = time.monotonic()
-        limits.in_flight += 1
-        try:
-            response, headers = await state.client.complete(
-                shard.route,
-                shard.api_model,
-                state.key,
-                messages,
-                request_timeout=state.request_timeout,
-                **body,
-            )
-        except RequestError as error:
-            if self.recorder is not None:
-                self.recorder.failed(error)
-            limits.in_flight -= 1
-            refused = error.kind == "rate_limit"
-            if isinstance(error.headers, RateLimitHeaders) and not error.headers.empty:
-                limits.observe(error.headers, 0 if refused else reserved)
-            if refused:
-                state.rate_limited += 1
-                limits.settle_tokens(reserved, 0)  # a refused request used nothing
-                limits.record_rate_limited(error.retry_after_s, sent_at)
-            else:
-                limits.settle_tokens(reserved, None)  # the server may have counted it
-            raise
-        except BaseException:
-            limits.in_flight -= 1
-            limits.settle_tokens(reserved, None)
-            raise
         limits.in_flight -= 1
         limits.admitted += 1
         limits.record_latency(response.latency_s)
@@ -172,8 +151,23 @@ class BoundChat:
             state.cost += cost
             self.cost += cost
         limits.record_success()
-        state.tokens += response.input_tokens + response.output_tokens
+        state.tokens += used
         return response
+
+    def _refused(self, error: RequestError, reserved: int, sent_at: float) -> None:
+        """Bookkeeping of a request that failed: its transcript, headers, tokens and pause."""
+        if self.recorder is not None:
+            self.recorder.failed(error)
+        limits = self._state.limits
+        refused = error.kind == "rate_limit"
+        if isinstance(error.headers, RateLimitHeaders) and not error.headers.empty:
+            limits.observe(error.headers, 0 if refused else reserved)
+        if refused:
+            self._state.rate_limited += 1
+            limits.settle_tokens(reserved, 0)  # a refused request used nothing
+            limits.record_rate_limited(error.retry_after_s, sent_at)
+        else:
+            limits.settle_tokens(reserved, None)  # the server may have counted it
 
     def _on_retry(self, error: RequestError, attempt_no: int, delay_s: float) -> None:
         self._state.retries += 1

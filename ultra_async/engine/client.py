@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 from pydantic import SecretStr
+from yarl import URL
 
 from .._redact import redact
 from ..config import Timeouts
@@ -23,7 +24,7 @@ from ..errors import RequestError
 from ..types import ChatResponse, Message, Route
 from .headers import RateLimitHeaders, parse_rate_limit_headers
 
-__all__ = ["ChatClient", "RateLimitHeaders", "classify_status", "parse_completion"]
+__all__ = ["ChatClient", "Endpoint", "RateLimitHeaders", "classify_status", "parse_completion"]
 
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524, 529})
 #: statuses that say the route (key, deployment, model) cannot work, not just this request
@@ -137,6 +138,32 @@ def parse_completion(body: bytes, latency_s: float) -> ChatResponse:
         ) from None
 
 
+class Endpoint:
+    """Where one shard's requests go, built once: the URL, the headers with the key, the model.
+
+    Its repr never shows the headers: they hold the key.
+    """
+
+    __slots__ = ("api_model", "headers", "key", "route", "url")
+
+    def __init__(self, route: Route, api_model: str, key: SecretStr) -> None:
+        secret = key.get_secret_value()
+        if not secret:  # a keyless endpoint (a local vLLM or Ollama server)
+            headers = {"Content-Type": "application/json"}
+        elif route.kind == "azure":
+            headers = {"api-key": secret, "Content-Type": "application/json"}
+        else:
+            headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+        self.route = route
+        self.api_model = api_model
+        self.key = key
+        self.headers: Mapping[str, str] = headers
+        self.url = URL(route.url)
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.route.provider!r}, {self.api_model!r})"
+
+
 class ChatClient:
     """Sends one chat-completion request on a route; raises RequestError on any failure."""
 
@@ -153,18 +180,23 @@ class ChatClient:
         request_timeout: aiohttp.ClientTimeout | None = None,
         **params: Any,
     ) -> tuple[ChatResponse, RateLimitHeaders]:
-        secret = key.get_secret_value()
-        if not secret:  # a keyless endpoint (a local vLLM or Ollama server)
-            headers = {"Content-Type": "application/json"}
-        elif route.kind == "azure":
-            headers = {"api-key": secret, "Content-Type": "application/json"}
-        else:
-            headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
-        payload = orjson.dumps({"model": api_model, "messages": list(messages), **params})
+        return await self.send(Endpoint(route, api_model, key), messages, params, request_timeout)
+
+    async def send(
+        self,
+        endpoint: Endpoint,
+        messages: Sequence[Message],
+        params: Mapping[str, Any],
+        request_timeout: aiohttp.ClientTimeout | None = None,
+    ) -> tuple[ChatResponse, RateLimitHeaders]:
+        """`complete` for an endpoint built once (the engine's path: one per shard)."""
+        if type(messages) is not list:
+            messages = list(messages)
+        payload = orjson.dumps({"model": endpoint.api_model, "messages": messages, **params})
         started = time.monotonic()
         try:
             async with self._session.post(
-                route.url, data=payload, headers=headers, timeout=request_timeout
+                endpoint.url, data=payload, headers=endpoint.headers, timeout=request_timeout
             ) as response:
                 body = await response.read()
                 status = response.status
@@ -173,15 +205,18 @@ class ChatClient:
             raise RequestError("request timed out", kind="transient") from None
         except aiohttp.ClientError as exc:
             # the text carries the URL; a header error can quote the key, so it is redacted
-            text = redact(str(exc).replace(secret, "[redacted]"))[:MESSAGE_CHARS]
+            secret = endpoint.key.get_secret_value()
+            text = str(exc).replace(secret, "[redacted]") if secret else str(exc)
             raise RequestError(
-                f"connection error: {type(exc).__name__}: {text}", kind="transient"
+                f"connection error: {type(exc).__name__}: {redact(text)[:MESSAGE_CHARS]}",
+                kind="transient",
             ) from None
         latency_s = time.monotonic() - started
         limits = parse_rate_limit_headers(resp_headers)
         if status == 200:
             return parse_completion(body, latency_s), limits
-        message, code = _error_fields(body, secret)
+        route = endpoint.route
+        message, code = _error_fields(body, endpoint.key.get_secret_value())
         kind = classify_status(status, code)
         raise RequestError(
             f"HTTP {status} from {route.provider}"

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from ..config_extras import GenerationSettings
 from ..types import Shard, WorkItem
-from .client import ChatClient, client_timeout
+from .client import ChatClient, Endpoint, client_timeout
 from .limits import KeyLimits, ShardLimits
 from .retry import Retrier
 
@@ -38,6 +38,8 @@ class ShardState:
     retrier: Retrier
     #: the model's generation params, parameter rules and price
     settings: GenerationSettings
+    #: URL, headers and model name of the shard's requests, built once
+    endpoint: Endpoint
     done: int = 0
     infra_errors: int = 0
     evaluate_errors: int = 0
@@ -178,6 +180,7 @@ def build_states(
                 request_timeout=timeouts[shard.model],
                 retrier=retriers[shard.model],
                 settings=config.settings_of(shard.model),
+                endpoint=Endpoint(shard.route, shard.api_model, keys[shard.route.key_name]),
             )
         )
     return states
