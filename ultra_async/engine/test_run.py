@@ -20,6 +20,7 @@ from .._redact import redact
 from ..errors import InfraError, RequestRejectedError
 from ..types import Evaluate, Outcome, TestResult, WorkItem
 from .chat import BoundChat
+from .deadlines import Deadlines
 from .recording import Recording
 from .shards import ModelPool, ShardState
 
@@ -49,6 +50,11 @@ class TestRunner:
         self._recording = recording
         self._check = check
         self._logged: set[str] = set()
+        self._deadlines = Deadlines()
+
+    def close(self) -> None:
+        """The run is over: stop the deadlines' timer."""
+        self._deadlines.close()
 
     async def run(
         self,
@@ -65,20 +71,27 @@ class TestRunner:
         recorder = chat.recorder = (
             self._recording.recorder(chat, state) if self._recording is not None else None
         )
-        deadline = asyncio.timeout(deadline_s)
+        deadline = self._deadlines.start(deadline_s)
+        expired = False
         kind = "infra_error"
         details: dict[str, Any] = {}
         try:
-            # asyncio.timeout turns only its own cancellation into TimeoutError: a shutdown
-            # cancel arriving in the same step still propagates as CancelledError
-            async with deadline:
+            try:
                 outcome = await evaluate(item, recorder or chat)
+            finally:
+                # True only for this deadline's own cancellation: a shutdown cancel arriving
+                # in the same step still propagates as CancelledError
+                expired = self._deadlines.finish(deadline)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            reason = f"test exceeded its deadline of {deadline_s:g}s"
         except TimeoutError:
-            if not deadline.expired():
+            if expired:
+                reason = f"test exceeded its deadline of {deadline_s:g}s"
+            else:
                 kind = "evaluate_error"
                 reason = "evaluate raised TimeoutError"
-            else:
-                reason = f"test exceeded its deadline of {deadline_s:g}s"
         except RequestRejectedError as error:
             state.request_errors += 1
             state.failing_streak = 0
