@@ -25,6 +25,7 @@ from ..logs import ensure_configured
 from ..planner import Plan, build_shards
 from ..types import Evaluate, TestResult
 from .client import ChatClient
+from .collector import young_threshold
 from .recording import Recording
 from .shards import ModelPool, ShardState, build_states
 from .summary import RunSummary
@@ -136,9 +137,11 @@ class Engine:
             raise RuntimeError("this engine is already running a plan")
         self._running = True
         try:
-            return await self._run(plan, evaluate, on_result)
+            with young_threshold():
+                return await self._run(plan, evaluate, on_result)
         finally:
             self._running = False
+            self._tests.close()
             # a stop request ends one run; the next run starts afresh
             self._stop = asyncio.Event()
 
