@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +39,8 @@ from .storage import (
 )
 
 FsyncPolicy = Literal["batch", "always", "never"]
+#: the least time between the starts of two database writes during a run (the last never waits)
+MIN_WRITE_INTERVAL_S = 1.0
 log = structlog.get_logger("ultra_async.results.aggregator")
 
 _T = TypeVar("_T")
@@ -58,6 +61,7 @@ class Aggregator:
         names: ModelNames | None = None,
         buffer_size: int = 3,
         flush_interval_s: float = 2.0,
+        min_write_interval_s: float = MIN_WRITE_INTERVAL_S,
         fsync: FsyncPolicy = "batch",
         queue_size: int = 1024,
         layout: Layout | None = None,
@@ -70,6 +74,7 @@ class Aggregator:
         self.out_dir = Path(out_dir)
         self.buffer_size = buffer_size
         self.flush_interval_s = flush_interval_s
+        self.min_write_interval_s = min_write_interval_s
         self.fsync: FsyncPolicy = fsync
         self._queue_size = queue_size
         self._names = names
@@ -104,6 +109,7 @@ class Aggregator:
         self._resync = False
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
+        self._last_write = -math.inf  # loop time the latest database write started
         self._executor: ThreadPoolExecutor | None = None
         self._failure: BaseException | None = None
         self._write_error: StorageError | None = None
@@ -283,8 +289,7 @@ class Aggregator:
             normal = tree.normalize(result)
             accepted.append(normal)
             originals.append(result)
-            # the last guard: no text in the journal holds 8 characters of a key
-            lines.append(redact_bytes(_journal_line(normal, result.model)))
+            lines.append(_journal_line(normal, result.model))
         counts = self._counts
         counts["received"] += len(batch)
         counts["invalid"] += invalid
@@ -293,7 +298,10 @@ class Aggregator:
             return
         # The journal first: the database never counts a result the journal does not hold.
         # The append runs in a thread because a busy disk can block even a small write.
-        await self._in_thread(self._append, b"".join(lines), originals)
+        # the last guard: no text in the journal holds 8 characters of a key (one scan for the
+        # batch: a key has no line break, so no run of one spans two lines)
+        data = redact_bytes(b"".join(lines))
+        await self._in_thread(self._append, data, originals)
         counts["journaled"] += len(accepted)
         # `accepted` holds the normalized records: the tree need not normalize them again
         for kind in tree.add_results(accepted, normalized=True):
@@ -305,7 +313,7 @@ class Aggregator:
             self._request_write()
         elif self._timer is None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.flush_interval_s, self._request_write)
+            self._timer = loop.call_later(self.flush_interval_s, self._timer_fired)
 
     def _append(self, data: bytes, results: list[TestResult]) -> None:
         assert self._journal is not None
@@ -315,19 +323,36 @@ class Aggregator:
         if self._on_batch is not None:
             self._on_batch(results)
 
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._request_write()
+
     def _request_write(self) -> None:
+        """A database write is due: start it, unless one ran less than the minimum interval ago.
+
+        At thousands of results per second a write per `buffer_size` results would rewrite
+        the file back to back; the database (always rebuilt from the journal, which is
+        written first) may lag by `min_write_interval_s` instead. The final write never waits.
+        """
+        if self._writer is not None and not self._writer.done():
+            # Group commit: what arrives during a write goes into the next one.
+            self._write_again = True
+            return
+        loop = asyncio.get_running_loop()
+        wait = 0.0 if self._closing else self._last_write + self.min_write_interval_s - loop.time()
+        if wait > 0:
+            self._write_after(loop, wait)
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="ultra_async_db_write")
-        else:
-            # Group commit: what arrives during a write goes into the next one.
-            self._write_again = True
+        self._writer = asyncio.create_task(self._write_loop(), name="ultra_async_db_write")
 
     async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._write_again = False
+            self._last_write = loop.time()
             full = self._resync
             snap = self._tree.full_snapshot() if full else self._tree.snapshot()
             self._resync = False
@@ -354,6 +379,19 @@ class Aggregator:
                 self._write_error = None
             if not self._write_again:
                 return
+            wait = self._last_write + self.min_write_interval_s - loop.time()
+            if wait > 0 and not self._closing:
+                # the next write once the interval has passed (this task is done by then)
+                self._write_after(loop, wait)
+                return
+
+    def _write_after(self, loop: asyncio.AbstractEventLoop, wait: float) -> None:
+        """Have a write start in `wait` seconds, unless one is already due by then."""
+        if self._timer is not None:
+            if self._timer.when() <= loop.time() + wait:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_later(wait, self._timer_fired)
 
     def _write_database(self, snap: Snapshot, full: bool) -> int:
         # Runs in a thread; only one runs at a time, so it owns the document.
@@ -391,12 +429,13 @@ class Aggregator:
             log.error("aggregator_close_failed", error=str(error))
 
     async def _close(self) -> None:
+        # from here on no submit is taken, and no database write waits for its interval
+        self._closing = True
         try:
             consumer = self._consumer
             if consumer is not None and not consumer.done():
                 # The consumer takes what is queued (and what blocked producers hand over),
                 # then returns once nothing is left.
-                self._closing = True
                 assert self._intake is not None
                 self._intake.close()
                 await asyncio.wait({consumer})
