@@ -64,6 +64,12 @@ class ModelNames:
             return self._canonical[suffixed["base"]]
         return name
 
+    def fixed(self, name: str) -> str | None:
+        """The real model behind `name` when no hint can change it (None for a virtual key)."""
+        if _VIRTUAL_KEY.match(name.lower()):
+            return None
+        return self.normalize(name)
+
 
 _DEFAULT = ModelNames()
 

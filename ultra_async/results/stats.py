@@ -240,6 +240,8 @@ def _add(a: Frozen, b: Frozen) -> Frozen:
     return tuple(x + y for x, y in zip_longest(a, b, fillvalue=0))
 
 
+#: distinct model names whose normalization is remembered (a run has a handful)
+_NAMES_KEPT = 4096
 #: the kinds of record that end an item for a plain rerun
 FINAL_KINDS = frozenset({"completed", "request_error", "evaluate_error"})
 
@@ -269,6 +271,8 @@ class StatsTree:
         self._imports: dict[tuple[str, str], dict[str, Any]] = {}
         self._changed: set[NodePath] = {()}
         self._added: list[NodePath] = [()]
+        #: names whose real model needs no hint, resolved once (see `normalize`)
+        self._fixed_names: dict[str, str] = {}
         #: while `add_results` runs: each leaf's summed delta, applied once at the end
         self._batch: dict[NodePath, list[Frozen]] | None = None
 
@@ -276,9 +280,15 @@ class StatsTree:
         """The result with its real model name (the same object when it is already real)."""
         # The item id starts with the model the work item was planned for; it resolves
         # instance names that several models share (`qwen-key1`).
-        hint = _model_of(result)
-        model = self.names.normalize(result.model, model_hint=hint)
-        return result if model == result.model else replace(result, model=model)
+        name = result.model
+        model = self._fixed_names.get(name)
+        if model is None:
+            model = self.names.fixed(name)
+            if model is not None and len(self._fixed_names) < _NAMES_KEPT:
+                self._fixed_names[name] = model
+            else:
+                model = self.names.normalize(name, model_hint=_model_of(result))
+        return result if model == name else replace(result, model=model)
 
     def is_done(self, item_id: str) -> bool:
         """True when the item has a final record."""
@@ -359,9 +369,12 @@ class StatsTree:
             self._batch = None
             for cell, deltas in batch.items():
                 # integer sums: a batch's deltas added first give exactly the same nodes
-                summed = deltas[0]
-                for delta in deltas[1:]:
-                    summed = _add(summed, delta)
+                if len(deltas) == 1:
+                    summed = deltas[0]
+                elif len({len(d) for d in deltas}) == 1:
+                    summed = tuple(map(sum, zip(*deltas, strict=True)))
+                else:  # an open layout grew during the batch
+                    summed = tuple(map(sum, zip_longest(*deltas, fillvalue=0)))
                 self._apply(cell, summed)
 
     def add_imported(self, record: Mapping[str, Any]) -> None:

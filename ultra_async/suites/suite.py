@@ -100,7 +100,7 @@ class Suite:
             )
         if outcome.score is not None and not _finite(outcome.score):
             return f"score {outcome.score!r} is not a finite number"
-        if not isinstance(outcome.metrics, Mapping):
+        if type(outcome.metrics) is not dict and not isinstance(outcome.metrics, Mapping):
             return "metrics is not a mapping"
         for name, value in outcome.metrics.items():
             if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS:
@@ -115,7 +115,7 @@ class Suite:
                 return (
                     f"error_category {category!r} is not one of {', '.join(self.error_categories)}"
                 )
-        if not isinstance(outcome.details, Mapping):
+        if type(outcome.details) is not dict and not isinstance(outcome.details, Mapping):
             return "details is not a mapping"
         for name in ("input_tokens", "output_tokens"):
             value = getattr(outcome, name)
