@@ -5,7 +5,9 @@ python -m benchmarks._overhead_client MODE --base-url URL --key KEY --out DIR [-
 
 MODE is `bare` (one aiohttp session, a semaphore, orjson), `engine` (the engine through
 `run_evaluation`: aggregator and journal on), `engine_no_journal` (the engine alone, results
-discarded) or `workflow` (like `engine`, with the workflow suite's real evaluate). CPU time is
+discarded) or `workflow` (like `engine`, with the workflow suite's real evaluate).
+`--young-threshold N` sets the collector's young-generation threshold for the whole run (0: the
+engine leaves Python's default in place), to show what that setting is worth. CPU time is
 the process's user + system time (every thread, so the aggregator's too) over the run only:
 imports and interpreter start-up are outside the window, as they are for the bare loop.
 """
@@ -28,6 +30,7 @@ import aiohttp
 import orjson
 
 from ultra_async.config import load_config
+from ultra_async.engine import engine as engine_module
 from ultra_async.engine.engine import Engine
 from ultra_async.logs import configure_logging
 from ultra_async.planner import Matrix, Plan, make_plan
@@ -152,6 +155,15 @@ models:
 """
 
 
+def young_threshold(threshold: int) -> None:
+    """The collector's young-generation threshold for this process, whoever runs the loop."""
+    if threshold == 0:
+        # the engine's own setting switched off: Python's default stays for the whole run
+        engine_module.young_threshold = lambda: contextlib.nullcontext()
+    else:
+        gc.set_threshold(threshold, *gc.get_threshold()[1:])
+
+
 Main = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
 
 
@@ -187,7 +199,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--young-threshold", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.young_threshold is not None:
+        young_threshold(args.young_threshold)
     configure_logging("warning")
     os.environ["BENCH_KEY_0"] = args.key
     args.out.mkdir(parents=True, exist_ok=True)

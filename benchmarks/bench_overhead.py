@@ -27,11 +27,12 @@ from typing import Any
 import orjson
 
 from benchmarks._common import ROOT, providers_file, sim_process, single_model_providers
+from ultra_async.engine.collector import YOUNG_THRESHOLD
 from ultra_async.sim import fake_secret
 
 REQUESTS = 5000
 CONCURRENCY = 256
-ROUNDS = 7
+ROUNDS = 9
 WORKFLOW_TESTS = 1000
 WORKFLOW_ROUNDS = 2
 #: one client run; a run that takes longer than this is a hang, not a measurement
@@ -94,10 +95,14 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     has_uvloop = importlib.util.find_spec("uvloop") is not None
     # (label, client mode, extra arguments); every label runs once per round, interleaved
+    gc_default, gc_raised = ("--young-threshold", "0"), ("--young-threshold", str(YOUNG_THRESHOLD))
     variants = [
         ("bare", "bare", ()),
         ("engine", "engine", ()),
         ("engine_no_journal", "engine_no_journal", ()),
+        # what the collector setting is worth: the engine without it, the bare loop with it
+        ("engine_default_gc", "engine", gc_default),
+        ("bare_raised_gc", "bare", gc_raised),
     ]
     if has_uvloop:
         uv = ("--uvloop",)
@@ -113,6 +118,11 @@ def run() -> dict[str, Any]:
                 runs[label].append(client(mode, url, key, Path(tmp, f"{label}-{r}"), *size, *extra))
         workflow = _workflow(Path(tmp))
     fig = {label: medians(rs) for label, rs in runs.items()}
+    # each round's engine run over the bare run just before it: the spread shows the noise
+    per_round = [
+        round(e["cpu_ms_per_request"] / b["cpu_ms_per_request"], 3)
+        for b, e in zip(runs["bare"], runs["engine"], strict=True)
+    ]
     bare, engine, alone = fig["bare"], fig["engine"], fig["engine_no_journal"]
     result: dict[str, Any] = {
         "requests": REQUESTS,
@@ -122,12 +132,22 @@ def run() -> dict[str, Any]:
         "cpu_ms_per_request_engine": engine["cpu_ms_per_request"],
         "cpu_ms_per_request_engine_no_journal": alone["cpu_ms_per_request"],
         "cpu_ratio": round(engine["cpu_ms_per_request"] / bare["cpu_ms_per_request"], 3),
-        # each round's engine run over the bare run just before it: the spread shows the noise
-        "cpu_ratio_per_round": [
-            round(e["cpu_ms_per_request"] / b["cpu_ms_per_request"], 3)
-            for b, e in zip(runs["bare"], runs["engine"], strict=True)
-        ],
+        "cpu_ratio_per_round": per_round,
+        "cpu_ratio_per_round_median": round(statistics.median(per_round), 3),
         "cpu_ratio_no_journal": round(alone["cpu_ms_per_request"] / bare["cpu_ms_per_request"], 3),
+        # the collector's young-generation threshold (engine/collector.py): the engine with
+        # Python's default threshold, and the bare loop given the engine's
+        "collector": {
+            "young_threshold": YOUNG_THRESHOLD,
+            "cpu_ms_per_request_engine_default": fig["engine_default_gc"]["cpu_ms_per_request"],
+            "cpu_ms_per_request_bare_raised": fig["bare_raised_gc"]["cpu_ms_per_request"],
+            "cpu_ratio_engine_default_vs_bare": round(
+                fig["engine_default_gc"]["cpu_ms_per_request"] / bare["cpu_ms_per_request"], 3
+            ),
+            "cpu_ratio_both_raised": round(
+                engine["cpu_ms_per_request"] / fig["bare_raised_gc"]["cpu_ms_per_request"], 3
+            ),
+        },
         "rps_bare": bare["rps"],
         "rps_engine": engine["rps"],
         "rps_engine_no_journal": alone["rps"],

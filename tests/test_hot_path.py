@@ -23,8 +23,9 @@ from ultra_async.engine.engine import Engine
 from ultra_async.planner import make_plan
 from ultra_async.results import aggregator as aggregator_module
 from ultra_async.results.aggregator import Aggregator
+from ultra_async.sim import FaultRule, SimServer
 from ultra_async.suites.workflow.suite import workflow_matrix
-from ultra_async.types import ChatFn, Outcome, Route, WorkItem
+from ultra_async.types import ChatFn, Outcome, Route, TestResult, WorkItem
 
 
 async def test_deadlines_expire_in_order_across_lengths() -> None:
@@ -162,3 +163,38 @@ async def test_database_writes_keep_the_minimum_interval(
     assert len(totals) <= elapsed / 0.2 + 2
     assert totals[-1] == len(results)
     assert totals == sorted(totals)
+
+
+HANG = """
+defaults:
+  timeouts: {connect_s: 2, read_s: 0.2, total_s: 0.2}
+  retry: {max_attempts: 2, base_delay_s: 0.01, max_delay_s: 0.01, test_deadline_s: 60}
+keys: {k: {env: T_HANG_K}}
+providers: {p: {kind: openai, base_url: "BASE"}}
+models: {m: {provider: p, strategy: single, keys: [k], workers: 2, qps: 100}}
+"""
+
+
+async def test_a_request_over_its_total_times_out_and_is_retried(
+    write_yaml: Callable[[str], Path],
+) -> None:
+    secret = "sk-hang-test-0001"
+    results: list[TestResult] = []
+
+    async def evaluate(item: WorkItem, chat: ChatFn) -> Outcome:
+        await chat([{"role": "user", "content": "hi"}])
+        return Outcome(success_level="full_success")
+
+    async def collect(result: TestResult) -> None:
+        results.append(result)
+
+    faults = [FaultRule(hang=1.0, hang_s=30.0)]
+    async with SimServer(keys={secret: "k"}, faults=faults) as server:
+        config = load_config(write_yaml(HANG.replace("BASE", server.openai_base_url)))
+        plan = make_plan(config, workflow_matrix(config, models="m", instances=1))
+        async with Engine(config, keys={"k": SecretStr(secret)}) as engine:
+            summary = await engine.run(plan, evaluate, on_result=collect)
+    # every request hung past its 0.2 s total: each test tried twice, then gave up
+    assert summary.infra_errors == len(results) == plan.total
+    assert summary.requests == 2 * plan.total
+    assert all("timed out" in (r.reason or "") for r in results)

@@ -120,7 +120,11 @@ class BoundChat:
                 limits.in_flight += 1
                 try:
                     response, headers = await state.client.send(
-                        state.endpoint, messages, body, state.request_timeout
+                        state.endpoint,
+                        messages,
+                        body,
+                        state.request_timeout,
+                        state.request_total_s,
                     )
                 except RequestError as error:
                     limits.in_flight -= 1

@@ -8,6 +8,7 @@ never succeed: 400 content filter or context length, 413, 422 and other 4xx).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from .._redact import redact
 from ..config import Timeouts
 from ..errors import RequestError
 from ..types import ChatResponse, Message, Route
+from .deadlines import Deadlines
 from .headers import RateLimitHeaders, parse_rate_limit_headers
 
 __all__ = ["ChatClient", "Endpoint", "RateLimitHeaders", "classify_status", "parse_completion"]
@@ -41,6 +43,17 @@ def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(
         total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=sock_read
     )
+
+
+def transport_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """`client_timeout` without the whole-request total, which the engine keeps itself.
+
+    aiohttp arms a timer of its own for the total of every request (a heap entry, a task
+    lookup, a cancellation); the engine puts every request's total on one timer instead
+    (`ChatClient.send(total_s=...)`), as it does for test deadlines.
+    """
+    sock_read = timeouts.read_s if timeouts.read_s < timeouts.total_s else None
+    return aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s, sock_read=sock_read)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -169,6 +182,11 @@ class ChatClient:
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
+        self._deadlines = Deadlines()
+
+    def close(self) -> None:
+        """Stop the timer of the requests' totals (the session is closing)."""
+        self._deadlines.close()
 
     async def complete(
         self,
@@ -188,19 +206,34 @@ class ChatClient:
         messages: Sequence[Message],
         params: Mapping[str, Any],
         request_timeout: aiohttp.ClientTimeout | None = None,
+        total_s: float | None = None,
     ) -> tuple[ChatResponse, RateLimitHeaders]:
-        """`complete` for an endpoint built once (the engine's path: one per shard)."""
+        """`complete` for an endpoint built once (the engine's path: one per shard).
+
+        `total_s` bounds the whole request on the client's one timer (see `transport_timeout`);
+        a request over it fails as a transient "request timed out", like aiohttp's own total.
+        """
         if type(messages) is not list:
             messages = list(messages)
         payload = orjson.dumps({"model": endpoint.api_model, "messages": messages, **params})
         started = time.monotonic()
+        deadline = self._deadlines.start(total_s) if total_s is not None else None
+        expired = False
         try:
-            async with self._session.post(
-                endpoint.url, data=payload, headers=endpoint.headers, timeout=request_timeout
-            ) as response:
-                body = await response.read()
-                status = response.status
-                resp_headers = response.headers
+            try:
+                async with self._session.post(
+                    endpoint.url, data=payload, headers=endpoint.headers, timeout=request_timeout
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+                    resp_headers = response.headers
+            finally:
+                if deadline is not None:
+                    expired = self._deadlines.finish(deadline)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            raise RequestError("request timed out", kind="transient") from None
         except TimeoutError:
             raise RequestError("request timed out", kind="transient") from None
         except aiohttp.ClientError as exc:

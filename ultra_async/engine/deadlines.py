@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
+from typing import Any
 
 #: a timer may run this much before its time (the loop's clock granularity); such a head counts
 _SLACK_S = 1e-3
@@ -26,7 +27,7 @@ class Deadline:
 
     __slots__ = ("at", "cancelling", "done", "expired", "line", "task")
 
-    def __init__(self, task: asyncio.Task[object], at: float, line: deque[Deadline]) -> None:
+    def __init__(self, task: asyncio.Task[Any], at: float, line: deque[Deadline]) -> None:
         self.task = task
         self.at = at
         self.line = line
@@ -45,11 +46,12 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
-    def start(self, seconds: float) -> Deadline:
-        """The deadline of a test starting now in the current task, `seconds` from now."""
-        task = asyncio.current_task()
+    def start(self, seconds: float, task: asyncio.Task[Any] | None = None) -> Deadline:
+        """The deadline of a test starting now in `task` (the current one by default)."""
         if task is None:
-            raise RuntimeError("a deadline needs a running task")
+            task = asyncio.current_task()
+            if task is None:
+                raise RuntimeError("a deadline needs a running task")
         loop = task.get_loop()
         line = self._lines.get(seconds)
         if line is None:

@@ -88,6 +88,8 @@ class Engine:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -275,6 +277,7 @@ class Engine:
         summary: RunSummary,
     ) -> None:
         slots = state.limits.tests
+        task = asyncio.current_task()
         while not self._stop.is_set() and state.dead is None and not self._over_budget():
             result: TestResult | None = None
             idle = False
@@ -292,7 +295,7 @@ class Engine:
                     pool.in_flight += 1
                     state.in_flight += 1
                     try:
-                        result = await self._tests.run(state, pool, item, evaluate)
+                        result = await self._tests.run(state, pool, item, evaluate, task)
                     finally:
                         pool.in_flight -= 1
                         state.in_flight -= 1

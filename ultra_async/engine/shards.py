@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from ..config_extras import GenerationSettings
 from ..types import Shard, WorkItem
-from .client import ChatClient, Endpoint, client_timeout
+from .client import ChatClient, Endpoint, transport_timeout
 from .limits import KeyLimits, ShardLimits
 from .retry import Retrier
 
@@ -40,6 +40,8 @@ class ShardState:
     settings: GenerationSettings
     #: URL, headers and model name of the shard's requests, built once
     endpoint: Endpoint
+    #: a request's whole time (None: `request_timeout` holds it, for aiohttp to keep)
+    request_total_s: float | None = None
     done: int = 0
     infra_errors: int = 0
     evaluate_errors: int = 0
@@ -149,7 +151,8 @@ def build_states(
     """The live state of every shard of `plan`: its limits (shard and key level), its route
     (a provider's base URL replaced when given), its key, timeouts and retry policy."""
     models = {sp.shard.model for sp in plan.shards}
-    timeouts = {m: client_timeout(config.timeouts_of(m)) for m in models}
+    timeouts = {m: transport_timeout(config.timeouts_of(m)) for m in models}
+    totals = {m: config.timeouts_of(m).total_s for m in models}
     retriers = {m: Retrier(config.retry_of(m)) for m in timeouts}
     key_limits: dict[str, KeyLimits] = {}
     for name in {sp.shard.route.key_name for sp in plan.shards}:
@@ -178,6 +181,7 @@ def build_states(
                 client=client,
                 key=keys[shard.route.key_name],
                 request_timeout=timeouts[shard.model],
+                request_total_s=totals[shard.model],
                 retrier=retriers[shard.model],
                 settings=config.settings_of(shard.model),
                 endpoint=Endpoint(shard.route, shard.api_model, keys[shard.route.key_name]),

@@ -62,8 +62,12 @@ class TestRunner:
         pool: ModelPool,
         item: WorkItem,
         evaluate: Evaluate,
+        task: asyncio.Task[Any] | None = None,
     ) -> TestResult | None:
-        """Run one test; None when the shard died under it and the item went back to the pool."""
+        """Run one test; None when the shard died under it and the item went back to the pool.
+
+        `task` is the task running it (the current one by default), which its deadline cancels.
+        """
         shard = state.shard
         deadline_s = state.retrier.policy.test_deadline_s
         started = time.monotonic()
@@ -71,7 +75,7 @@ class TestRunner:
         recorder = chat.recorder = (
             self._recording.recorder(chat, state) if self._recording is not None else None
         )
-        deadline = self._deadlines.start(deadline_s)
+        deadline = self._deadlines.start(deadline_s, task)
         expired = False
         kind = "infra_error"
         details: dict[str, Any] = {}
