@@ -17,7 +17,8 @@ import orjson
 from ..errors import DatabaseError
 from ..naming import ModelNames
 from ..suites.workflow.dimensions import rate_key
-from .db import Report, _name, load_tree, render
+from .check import Report, load_tree, render
+from .invariants import _name
 from .layout import ADDED_COUNTERS
 from .stats import (
     COUNTER_FIELDS,
