@@ -19,7 +19,18 @@ from ..naming import ModelNames
 from ..suites.workflow.dimensions import rate_key
 from .db import Report, _name, load_tree, render
 from .layout import ADDED_COUNTERS
-from .stats import (
+from .storage import (
+    DATABASE_FILE,
+    JOURNAL_FILE,
+    Journal,
+    atomic_write,
+    ensure_unlocked,
+    raise_if_damaged,
+    read_database,
+    set_aside,
+    timestamp,
+)
+from .vectors import (
     COUNTER_FIELDS,
     EXACT_FIELDS,
     FAILURE,
@@ -37,17 +48,6 @@ from .stats import (
     new_vector,
     node_fields,
     vector_from_fields,
-)
-from .storage import (
-    DATABASE_FILE,
-    JOURNAL_FILE,
-    Journal,
-    atomic_write,
-    ensure_unlocked,
-    raise_if_damaged,
-    read_database,
-    set_aside,
-    timestamp,
 )
 
 
