@@ -20,7 +20,18 @@ from ..suites.workflow.dimensions import rate_key
 from .check import Report, load_tree, render
 from .invariants import _name
 from .layout import ADDED_COUNTERS
-from .stats import (
+from .storage import (
+    DATABASE_FILE,
+    JOURNAL_FILE,
+    Journal,
+    atomic_write,
+    ensure_unlocked,
+    raise_if_damaged,
+    read_database,
+    set_aside,
+    timestamp,
+)
+from .vectors import (
     COUNTER_FIELDS,
     EXACT_FIELDS,
     FAILURE,
@@ -38,17 +49,6 @@ from .stats import (
     new_vector,
     node_fields,
     vector_from_fields,
-)
-from .storage import (
-    DATABASE_FILE,
-    JOURNAL_FILE,
-    Journal,
-    atomic_write,
-    ensure_unlocked,
-    raise_if_damaged,
-    read_database,
-    set_aside,
-    timestamp,
 )
 
 
