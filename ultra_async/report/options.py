@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from ..cli.args import directory, output_file
 from .columns import DEFAULT_COLUMNS
 from .formats import FORMATS
 from .rows import DEFAULT_MIN_TESTS
@@ -17,7 +17,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         metavar="DIR",
-        type=Path,
+        type=directory,
         default=None,
         help="results directory holding master_database.json "
         "(default: $ULTRA_ASYNC_OUT or results/; results/demo after `make run`)",
@@ -41,7 +41,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plot",
         metavar="PATH",
-        type=Path,
+        type=output_file,
         default=None,
         help="also write a PNG: a heatmap of --metric and error categories per model "
         "(needs matplotlib: pip install 'ultra_async[analysis]')",
@@ -49,7 +49,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--html",
         metavar="FILE",
-        type=Path,
+        type=output_file,
         default=None,
         help="also write the results viewer as one self-contained HTML file",
     )
