@@ -155,6 +155,10 @@ def migrate(
             "stats": stats,
         }
         lines.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+    if not lines:
+        raise DatabaseError(
+            f"{source} holds no statistics to import (no model has a leaf); nothing was changed"
+        )
     if source.resolve() == db_path.resolve():
         report.actions.append(f"kept the old database as {set_aside(db_path, f'v{version}')}")
     j = Journal.open(journal)
