@@ -9,7 +9,14 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import ConfigError
-from .args import MAX_BUFFER_SIZE, directory, file_path, log_level, whole_number
+from .args import (
+    MAX_BUFFER_SIZE,
+    bounded_number,
+    directory,
+    file_path,
+    log_level,
+    whole_number,
+)
 from .options import add_recording_options, add_suite_options
 from .plan import cmd_plan, cmd_validate
 
@@ -58,12 +65,13 @@ def _plan(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument(
         "--requests-per-test",
-        type=float,
+        type=bounded_number(0.01, 1000),
         default=4.0,
         metavar="N",
         help="average requests per test for the expected duration (default: 4, what the "
         "workflow suite sends)",
     )
+    _add_out(parser)
     return cmd_plan
 
 
