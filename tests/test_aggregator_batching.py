@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+import ultra_async.results._db_writer as db_writer_module
 import ultra_async.results.aggregator as aggregator_module
 from tests.fixtures.factory import stream
 from tests.fixtures.waiting import until
@@ -18,7 +19,7 @@ from ultra_async.results.aggregator import Aggregator
 from ultra_async.results.storage import DATABASE_FILE, JOURNAL_FILE, read_database
 
 Writer = Callable[..., int]
-REAL_WRITE = aggregator_module.atomic_write
+REAL_WRITE = db_writer_module.atomic_write
 
 
 def journal_lines(out: Path) -> int:
@@ -38,7 +39,7 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         recorded.append(doc)
         return REAL_WRITE(path, data, durable=durable)
 
-    monkeypatch.setattr(aggregator_module, "atomic_write", recording)
+    monkeypatch.setattr(db_writer_module, "atomic_write", recording)
     return recorded
 
 
@@ -115,7 +116,7 @@ async def test_cancelling_the_exit_itself_still_flushes_and_propagates(
         gate.wait(5)
         return REAL_WRITE(path, chunks, durable=durable)
 
-    monkeypatch.setattr(aggregator_module, "atomic_write", slow)
+    monkeypatch.setattr(db_writer_module, "atomic_write", slow)
 
     async def body() -> None:
         async with Aggregator(tmp_path, buffer_size=100, flush_interval_s=60) as agg:
@@ -146,7 +147,7 @@ async def test_group_commit_while_a_write_is_slow(
             gate.wait(5)
         return REAL_WRITE(path, data, durable=durable)
 
-    monkeypatch.setattr(aggregator_module, "atomic_write", blocking)
+    monkeypatch.setattr(db_writer_module, "atomic_write", blocking)
     results = list(stream())[:10]
     async with Aggregator(tmp_path, buffer_size=1, flush_interval_s=60) as agg:
         await agg.submit(results[0])

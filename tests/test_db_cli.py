@@ -88,6 +88,19 @@ def test_migrate_prints_what_it_could_not_recover(
     assert db("check", "--out", str(tmp_path / "new")) == 0
 
 
+@pytest.mark.parametrize("text", [b"{}", b'{"version": "3.0", "models": {}}'])
+def test_migrating_a_database_without_leaves_changes_nothing(
+    text: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / DATABASE_FILE).write_bytes(text)
+    assert db("migrate", "--out", str(tmp_path)) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "holds no statistics to import" in lines[0], captured
+    assert [p.name for p in tmp_path.iterdir()] == [DATABASE_FILE]
+    assert (tmp_path / DATABASE_FILE).read_bytes() == text
+
+
 def test_export_csv_and_jsonl(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert db("export", "--out", str(out), "--format", "csv") == 0
     captured = capsys.readouterr()

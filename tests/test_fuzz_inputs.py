@@ -202,6 +202,20 @@ FLAGS: list[tuple[str, list[str], str]] = [
     ("db-out-empty", ["db", "check", "--out", ""], "--out"),
     ("db-export-format", ["db", "export", "--format", "xml"], "--format"),
     ("no-command", [], "COMMAND"),
+    ("report-out-empty", ["report", "--out", ""], "--out"),
+    ("report-html-empty", ["report", "--html", ""], "--html"),
+    ("report-plot-blank", ["report", "--plot", "  "], "--plot"),
+    ("view-out-empty", ["view", "--out", ""], "--out"),
+    ("cache-out-empty", ["cache", "stats", "--out", ""], "--out"),
+    ("cache-dir-empty", [*RUN, "--cache-dir", ""], "--cache-dir"),
+    ("sim-port-huge", ["serve-sim", "--providers", PROVIDERS, "--port", "99999"], "--port"),
+    ("sim-port-negative", ["serve-sim", "--providers", PROVIDERS, "--port", "-1"], "--port"),
+    ("sim-hang-inf", ["serve-sim", "--providers", PROVIDERS, "--hang-s", "inf"], "--hang-s"),
+    (
+        "sim-latency-nan",
+        ["serve-sim", "--providers", PROVIDERS, "--latency-ms", "nan"],
+        "--latency-ms",
+    ),
 ]
 
 

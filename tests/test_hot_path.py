@@ -21,7 +21,7 @@ from ultra_async.engine.client import Endpoint
 from ultra_async.engine.deadlines import Deadlines
 from ultra_async.engine.engine import Engine
 from ultra_async.planner import make_plan
-from ultra_async.results import aggregator as aggregator_module
+from ultra_async.results import _db_writer as db_writer_module
 from ultra_async.results.aggregator import Aggregator
 from ultra_async.sim import FaultRule, SimServer
 from ultra_async.suites.workflow.suite import workflow_matrix
@@ -140,14 +140,14 @@ async def test_database_writes_keep_the_minimum_interval(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     totals: list[int] = []
-    real = aggregator_module.atomic_write
+    real = db_writer_module.atomic_write
 
     def counting(path: Path, chunks: Any, *, durable: bool = True) -> int:
         data = b"".join(chunks)
         totals.append(orjson.loads(data)["overall_stats"]["total"])
         return real(path, [data], durable=durable)
 
-    monkeypatch.setattr(aggregator_module, "atomic_write", counting)
+    monkeypatch.setattr(db_writer_module, "atomic_write", counting)
     results = list(stream())[:30]
     loop = asyncio.get_running_loop()
     async with Aggregator(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 import pytest
 
 from tests.conftest import ROOT
 from ultra_async.cli.main import main
 from ultra_async.config import Config
 from ultra_async.planner import make_plan
-from ultra_async.report.estimate import duration, estimate
+from ultra_async.report.estimate import cost_estimate, duration, estimate
 from ultra_async.suites.workflow.suite import workflow_matrix
 
 
@@ -42,3 +45,35 @@ def test_plan_prints_the_expected_duration(capsys: pytest.CaptureFixture[str]) -
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "expected duration: at least 20s" in out and "200 requests at ~2 per test" in out
+
+
+PRICED = "gpt-4o-mini,gpt-5-mini,kimi-k2"  # two with a price in providers.yaml, one without
+
+
+def test_plan_prices_only_what_a_run_measured(
+    tmp_path: Path, repo_config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    plan = [ "plan", "--providers", str(ROOT / "providers.yaml"), "--models", PRICED,
+             "--instances", "3", "--out", str(out)]  # fmt: skip
+    assert main(plan) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "cost not measured yet for gpt-4o-mini, gpt-5-mini" in printed
+    assert "expected cost" not in printed and "kimi-k2:" not in printed
+
+    smoke = ["run", "--simulate", "--providers", str(ROOT / "providers.yaml"), "--models",
+             PRICED, "--limit", "2", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(smoke) == 0
+    capsys.readouterr()
+    # what the journal says each priced model's tests cost, recomputed here
+    records = [orjson.loads(line) for line in (out / "results.jsonl").read_bytes().splitlines()]
+    found = cost_estimate(plan_of(repo_config, PRICED, 3), repo_config, out)  # type: ignore[arg-type]
+    for model in ("gpt-4o-mini", "gpt-5-mini"):
+        costs = [r["cost"] for r in records if r.get("model") == model]
+        assert len(costs) == 2 and all(c > 0 for c in costs)
+        assert found.per_test[model] == (pytest.approx(sum(costs) / 2), 2)
+        assert found.remaining[model] == 5 * 3 - 2
+    assert "kimi-k2" not in found.remaining and not found.unmeasured
+    assert main(plan) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"expected cost: about {found.total:.4g} for the 26 tests not in" in printed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from ultra_async.results.aggregator import _journal_line
+from ultra_async.results.records import journal_line as _journal_line
 from ultra_async.results.records import result_from_record
 from ultra_async.types import Case, Outcome, TestResult, WorkItem
 

@@ -11,14 +11,8 @@ import pytest
 from tests.fixtures.factory import completed, infra, items, stream
 from ultra_async.results.db import check_invariants, comparable, render
 from ultra_async.results.migrate import v3_leaf_vector
-from ultra_async.results.stats import (
-    INFRA,
-    NODE_FIELDS,
-    TOTAL,
-    StatsTree,
-    new_vector,
-    node_fields,
-)
+from ultra_async.results.stats import StatsTree
+from ultra_async.results.vectors import INFRA, NODE_FIELDS, TOTAL, new_vector, node_fields
 from ultra_async.types import TestResult
 
 

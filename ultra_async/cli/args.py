@@ -60,6 +60,33 @@ def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
     return parse
 
 
+def bounded_number(minimum: float, maximum: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in [minimum, maximum]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not minimum <= value <= maximum:  # also refuses nan
+            raise argparse.ArgumentTypeError(
+                f"must be a number between {_plain(minimum)} and {_plain(maximum)} (got {text})"
+            )
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _plain(number: float) -> str:
+    return f"{int(number):,}" if number == int(number) else f"{number:g}"
+
+
+def output_file(text: str) -> Path:
+    """An argparse type: a file to write, named by a path that is not empty."""
+    return Path(file_path(text))
+
+
 def directory(text: str) -> Path:
     """An argparse type: a path that is not empty (an empty --out would mean the current folder)."""
     if not text.strip():

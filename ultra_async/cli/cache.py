@@ -18,13 +18,14 @@ from ..exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ..logs import redact
 from ..results import cache_admin as cache
 from ..results.transcripts import matching_items, read_transcript
+from .args import directory
 
 
 def _add_dirs(parser: argparse.ArgumentParser, *, cache_dir: bool) -> None:
     parser.add_argument(
         "--out",
         metavar="DIR",
-        type=Path,
+        type=directory,
         default=Path("results"),
         help="results directory (default: results)",
     )
@@ -32,7 +33,7 @@ def _add_dirs(parser: argparse.ArgumentParser, *, cache_dir: bool) -> None:
         parser.add_argument(
             "--cache-dir",
             metavar="DIR",
-            type=Path,
+            type=directory,
             default=None,
             help="the shared cache the runs used with --cache-dir (default: the one they recorded)",
         )

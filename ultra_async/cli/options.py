@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ..runner import RunOptions
 from ..suites.suite import Suite
-from .args import MAX_INSTANCES, file_path, whole_number
+from .args import MAX_INSTANCES, directory, file_path, whole_number
 
 
 def add_suite_options(parser: argparse.ArgumentParser) -> None:
@@ -162,7 +161,7 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
         metavar="DIR",
-        type=Path,
+        type=directory,
         default=None,
         help="a response cache shared across results directories (default: one in --out)",
     )

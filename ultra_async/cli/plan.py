@@ -60,7 +60,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ..report.estimate import duration, estimate
+    from ..report.estimate import cost_estimate, cost_line, duration, estimate
+    from .commands import out_from_args
 
     expected = estimate(plan, config, args.requests_per_test)
     table = Table(title=f"{plan.total} tests in {len(rows)} shards", title_justify="left")
@@ -91,6 +92,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"limited by {expected.bound_by}); latency and retries add to it",
             highlight=False,
         )
+        out = out_from_args(args)
+        line = cost_line(cost_estimate(plan, config, out), out)
+        if line is not None:
+            console.print(line, highlight=False)
     return EXIT_OK
 
 

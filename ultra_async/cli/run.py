@@ -69,7 +69,8 @@ def shard_table(report: RunReport) -> Table:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from .main import INTERRUPTED, out_from_args
+    from .commands import out_from_args
+    from .main import INTERRUPTED
 
     settings = Settings()
     out = out_from_args(args)

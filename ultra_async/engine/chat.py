@@ -142,7 +142,8 @@ class BoundChat:
                 in_flight.release()
         limits.in_flight -= 1
         limits.admitted += 1
-        limits.record_latency(response.latency_s)
+        if limits.room is not None:
+            limits.room.record_latency(response.latency_s)
         if not headers.empty:
             # the headers count this request's whole reservation: read them before settling
             limits.observe(headers, reserved)

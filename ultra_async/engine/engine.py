@@ -1,6 +1,6 @@
 """The engine: shard workers in one event loop, work stealing, per-test deadlines, shutdown.
 
-Each test runs under `asyncio.timeout` (its deadline); a cancellation from outside (shutdown)
+Each test runs under its deadline (`deadlines.py`); a cancellation from outside (shutdown)
 always wins over it. A spending cap (`max_cost`) stops handing out tests once reached.
 
 Workers never touch statistics: every finished test becomes a TestResult handed to the
@@ -18,16 +18,14 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
-from .._input import check_keys
 from ..config import Config
-from ..errors import ConfigError
 from ..logs import ensure_configured
 from ..planner import Plan, build_shards
 from ..types import Evaluate, TestResult
 from .client import ChatClient
 from .collector import young_threshold
 from .recording import Recording
-from .shards import ModelPool, ShardState, build_states
+from .shards import ModelPool, ShardState, build_states, run_keys
 from .summary import RunSummary
 from .test_run import CheckOutcome, TestRunner
 
@@ -61,7 +59,6 @@ class Engine:
     ) -> None:
         if max_cost is not None and not max_cost > 0:
             raise ValueError("max_cost must be > 0")
-        self.max_cost = max_cost
         self.config = config
         self._given_keys = dict(keys) if keys is not None else None
         self._base_urls = dict(base_urls or {})
@@ -94,8 +91,6 @@ class Engine:
             await self._session.close()
             self._session = None
 
-    # -- control -------------------------------------------------------------------------
-
     def request_stop(self) -> None:
         """Stop taking new tests; in-flight tests get `grace_s` to finish, then are cancelled."""
         if not self._stop.is_set():
@@ -115,8 +110,6 @@ class Engine:
         """Live per-shard counters (for progress displays)."""
         return [s.snapshot() for s in self._states]
 
-    # -- running -------------------------------------------------------------------------
-
     async def run(
         self,
         plan: Plan,
@@ -130,14 +123,14 @@ class Engine:
         `check_outcome` says why a returned object is not a valid outcome; such a test, like
         one whose `evaluate` raised, ends as an `evaluate_error`.
         """
-        self._tests = TestRunner(
-            tag_requests=self.tag_requests, recording=self._recording, check=check_outcome
-        )
         if self._session is None:
             raise RuntimeError("use `async with Engine(config) as engine:` before run()")
         if self._running:
             raise RuntimeError("this engine is already running a plan")
         self._running = True
+        self._tests = TestRunner(
+            tag_requests=self.tag_requests, recording=self._recording, check=check_outcome
+        )
         try:
             with young_threshold():
                 return await self._run(plan, evaluate, on_result)
@@ -169,38 +162,15 @@ class Engine:
 
     async def _run(self, plan: Plan, evaluate: Evaluate, on_result: OnResult | None) -> RunSummary:
         started = time.monotonic()
-        models = sorted({sp.shard.model for sp in plan.shards})
-        self._keys = (
-            dict(self._given_keys)
-            if self._given_keys is not None
-            else self.config.resolve_keys(models)
-        )
         ensure_configured()  # never structlog's default: it prints tracebacks with locals
-        for name in {sp.shard.route.key_name for sp in plan.shards} - set(self._keys):
-            if self.config.data.keys[name].env is None:
-                self._keys[name] = SecretStr("")  # a keyless endpoint
-        # registers every key as a secret; refuses one with spaces or control characters
-        check_keys(
-            {
-                f"key {n!r}": k.get_secret_value()
-                for n, k in self._keys.items()
-                if k.get_secret_value()
-            }
-        )
-        missing = sorted({sp.shard.route.key_name for sp in plan.shards} - set(self._keys))
-        if missing:
-            raise ConfigError(
-                f"no secret given for key(s) {', '.join(missing)}; pass them in keys="
-            )
+        self._keys = run_keys(self.config, plan, self._given_keys)
         self._states = build_states(
             plan, self.config, client=self._client, keys=self._keys, base_urls=self._base_urls
         )
-        pools: dict[str, ModelPool] = {}
         by_model: dict[str, list[ShardState]] = {}
         for state in self._states:
             by_model.setdefault(state.shard.model, []).append(state)
-        for model, states in by_model.items():
-            pools[model] = ModelPool(states)
+        pools = {model: ModelPool(states) for model, states in by_model.items()}
 
         summary = RunSummary(planned=plan.total)
         emit = on_result or _discard

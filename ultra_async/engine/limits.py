@@ -18,6 +18,7 @@ from .aimd import AimdController
 from .buckets import AdjustableLimiter, Clock, TokenBucket, token_bucket
 from .headers import LEARN_WINDOW_S, RateLimitHeaders, server_level, shortfall_wait
 from .semaphore import AdjustableSemaphore
+from .transit import TransitRoom
 
 __all__ = [
     "LEARN_WINDOW_S",
@@ -79,12 +80,10 @@ class ShardLimits:
         self.reserved = 0.0
         #: requests the server admitted (answered 200), for learning its rate from headers
         self.admitted = 0
-        #: requests on their way (see `record_latency`); only for a shard with a rate. Until
-        #: the first answer the room grows with the time waited for it (see `enter_transit`)
-        self.transit = AdjustableSemaphore(1) if self.bucket is not None else None
-        self._burst = burst
-        self._latency_s: float | None = None
-        self._first_sent: float | None = None
+        #: the room for requests on their way (`transit.py`); only for a shard with a rate
+        self.room = TransitRoom(self.bucket, burst, clock) if self.bucket is not None else None
+        #: its semaphore, held by each request on its way
+        self.transit = self.room.slots if self.room is not None else None
         self._probe: tuple[float, int, int, bool] | None = None
 
     @property
@@ -224,54 +223,14 @@ class ShardLimits:
                     self.pause(wait)
 
     async def enter_transit(self) -> None:
-        """Wait for room for one more request on its way (see `record_latency`).
-
-        Before any answer the round trip is unknown; it is at least the time since the first
-        request left, so the room is `1 + qps · that time`: one request at first (its answer
-        tells the server's state), then as many as a rate needs for a round trip that slow.
-        A model that thinks for a minute is not held to one request for that minute.
-        """
-        transit = self.transit
-        if transit is None:
-            return
-        for _ in range(1_000_000):  # bounded: each round waits at most TRANSIT_GROWTH_S
-            if self._latency_s is not None:
-                break
-            now = self._clock()
-            if self._first_sent is None:
-                self._first_sent = now
-            elif self.bucket is not None:
-                room = 1 + math.floor(self.bucket.qps * (now - self._first_sent))
-                if room > transit.limit:
-                    transit.set_limit(room)
-            if transit.try_acquire():
-                return
-            try:
-                async with asyncio.timeout(TRANSIT_GROWTH_S):
-                    await transit.acquire()
-                return
-            except TimeoutError:
-                continue
-        await transit.acquire()
+        """Wait for room for one more request on its way (see `transit.TransitRoom`)."""
+        if self.room is not None:
+            await self.room.enter()
 
     def record_latency(self, seconds: float) -> None:
-        """Bound the requests on their way to what the rate needs in a round trip, plus burst.
-
-        A server that stalls (a busy host, a garbage collection) keeps refilling only up to
-        its burst, while a client at full rate keeps sending: everything sent during the stall
-        lands at once and all but `burst` requests are refused. With at most
-        `burst + qps · 2 · latency` requests on their way (latency smoothed over the recent
-        responses), what piles up in a stall is what the server can take. Little's law puts
-        the requests a rate needs on their way at `qps · latency`, so the bound never binds
-        while the server answers as usual.
-        """
-        if self.transit is None or self.bucket is None:
-            return
-        last = self._latency_s
-        self._latency_s = seconds if last is None else last + 0.1 * (seconds - last)
-        room = self._burst + math.floor(self.bucket.qps * 2.0 * self._latency_s)
-        if room != self.transit.limit:
-            self.transit.set_limit(room)
+        """An answer's round trip: the room for requests on their way follows it."""
+        if self.room is not None:
+            self.room.record_latency(seconds)
 
     def _cap_rate(self, server_qps: float) -> None:
         if self.server_qps == server_qps:
@@ -324,7 +283,3 @@ class ShardLimits:
                 qps = min(qps, self.server_qps)
             self.bucket.set_rate(qps)
         self.tests.set_limit(int(self.control.current_workers))
-
-
-#: how often the room for requests on their way is widened while no answer has come yet
-TRANSIT_GROWTH_S = 0.05

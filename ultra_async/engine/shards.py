@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from pydantic import SecretStr
 
+from .._input import check_keys
 from ..config_extras import GenerationSettings
+from ..errors import ConfigError
 from ..types import Shard, WorkItem
 from .client import ChatClient, Endpoint, transport_timeout
 from .limits import KeyLimits, ShardLimits
@@ -188,3 +190,28 @@ def build_states(
             )
         )
     return states
+
+
+def run_keys(
+    config: Config, plan: Plan, given: Mapping[str, SecretStr] | None
+) -> dict[str, SecretStr]:
+    """The secret of every key the plan's shards use: `given`, else the environment.
+
+    A key without an environment variable is a keyless endpoint (an empty secret). Every secret
+    is registered for redaction; one with spaces or control characters is refused, and so is a
+    plan whose keys have no secret (ConfigError naming them, never a value).
+    """
+    models = sorted({sp.shard.model for sp in plan.shards})
+    keys = dict(given) if given is not None else config.resolve_keys(models)
+    needed = {sp.shard.route.key_name for sp in plan.shards}
+    for name in needed - set(keys):
+        if config.data.keys[name].env is None:
+            keys[name] = SecretStr("")  # a keyless endpoint
+    # registers every key as a secret; refuses one with spaces or control characters
+    check_keys(
+        {f"key {n!r}": k.get_secret_value() for n, k in keys.items() if k.get_secret_value()}
+    )
+    missing = sorted(needed - set(keys))
+    if missing:
+        raise ConfigError(f"no secret given for key(s) {', '.join(missing)}; pass them in keys=")
+    return keys

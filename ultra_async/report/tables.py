@@ -1,13 +1,7 @@
 """The `report` command: success, scores and errors by model × any dimension of the database.
 
-Rows are built from the database's leaves: their counters and stored sums are added per
-(model, value) cell and rendered with the same code that renders the database, so a cell
-aggregated across prompt types, rates or task types is exact, never an average of percentages.
-Infra errors stay in their own column; they are outside `total` and every rate.
-
-The table fits the terminal (100 columns at most when not a terminal): a compact set of
-columns by default, `--columns` for more. Rates come with their number of tests and a 95 %
-Wilson interval, and a percentage never shows 100 % for less.
+It finds and loads the database, checks --by, --metric and --columns against it, writes the
+report (`formats`) and, when asked, the viewer and the plot.
 
 Exit codes: 0 ok; 1 the plot or HTML could not be written (matplotlib missing, path not
 writable); 2 unknown --by, --metric or --columns; 3 database missing or unreadable; 4 database
@@ -17,41 +11,21 @@ of another schema.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
-
-import orjson
+from typing import Any
 
 from ..config import Settings
 from ..errors import DatabaseError
 from ..exitcodes import EXIT_FAILED, EXIT_OK, EXIT_SCHEMA, EXIT_UNREADABLE, EXIT_USAGE
 from ..results.stats import SCHEMA_VERSION
 from ..results.storage import DATABASE_FILE, JOURNAL_FILE, read_database
-from .columns import (
-    DEFAULT_COLUMNS,
-    Column,
-    choose_columns,
-    shorten,
-    table_width,
-    write_table,
-)
-from .columns import (
-    footnote as _footnote,
-)
-from .columns import (
-    headers as _headers,
-)
-from .columns import (
-    text_rows as _text_rows,
-)
+from .columns import DEFAULT_COLUMNS, choose_columns, shorten, table_width
+from .formats import FORMATS, render_report, write_report
+from .options import add_report_arguments
 from .plots import write_plot
 from .rows import (
     BY_DIMENSIONS,
-    DEFAULT_MIN_TESTS,
     REPORT_FIELDS,
     dimensions_of,
     group_leaves,
@@ -74,163 +48,6 @@ __all__ = [
     "write_plot",
     "write_report",
 ]
-
-FORMATS: tuple[str, ...] = ("table", "csv", "json", "markdown")
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `report` options to `parser`."""
-    parser.add_argument(
-        "--out",
-        metavar="DIR",
-        type=Path,
-        default=None,
-        help="results directory holding master_database.json "
-        "(default: $ULTRA_ASYNC_OUT or results/; results/demo after `make run`)",
-    )
-    parser.add_argument(
-        "--by",
-        metavar="DIMENSION",
-        default=None,
-        help="the dimension beside the model, any of the database's (workflow: prompt_type, "
-        "tool_success_rate, difficulty, task_type); the others are summed over "
-        "(default: the first)",
-    )
-    parser.add_argument("--format", choices=FORMATS, default="table", help="default: table")
-    parser.add_argument(
-        "--columns",
-        metavar="LIST",
-        default=None,
-        help="table columns, comma-separated field names or headers, or all "
-        f"(default: {','.join(DEFAULT_COLUMNS)})",
-    )
-    parser.add_argument(
-        "--plot",
-        metavar="PATH",
-        type=Path,
-        default=None,
-        help="also write a PNG: a heatmap of --metric and error categories per model "
-        "(needs matplotlib: pip install 'ultra_async[analysis]')",
-    )
-    parser.add_argument(
-        "--html",
-        metavar="FILE",
-        type=Path,
-        default=None,
-        help="also write the results viewer as one self-contained HTML file",
-    )
-    parser.add_argument(
-        "--metric",
-        default="success_rate",
-        help="what the heatmap shows: any rate, score or avg_ field of the database "
-        "(default: success_rate; full_success_rate and weighted_success_score tell models "
-        "apart more sharply)",
-    )
-    parser.add_argument(
-        "--min-tests",
-        metavar="N",
-        type=_non_negative_int,
-        default=DEFAULT_MIN_TESTS,
-        help=f"mark cells with fewer completed tests than N (default: {DEFAULT_MIN_TESTS})",
-    )
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-# ---- formats -------------------------------------------------------------------------------
-
-
-def write_csv(rows: Sequence[Mapping[str, Any]], by: str, stream: TextIO) -> None:
-    """A header line (every field of a row), then one line per row; `few_tests` is true/false."""
-    writer = csv.writer(stream, lineterminator="\n")
-    fields = list(rows[0]) if rows else ["model", by, *REPORT_FIELDS, "few_tests"]
-    writer.writerow(fields)
-    for row in rows:
-        values = [row.get(f) for f in fields]
-        writer.writerow(["true" if v is True else "false" if v is False else v for v in values])
-
-
-def write_json(rows: Sequence[Mapping[str, Any]], stream: TextIO) -> None:
-    """The rows as one JSON array (indented)."""
-    stream.write(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def write_markdown(
-    rows: Sequence[Mapping[str, Any]],
-    by: str,
-    footnote: str,
-    title: str,
-    stream: TextIO,
-    columns: Sequence[Column],
-) -> None:
-    """A GitHub-flavoured Markdown table with a title line and a footnote."""
-    headers = _headers(by, columns)
-    lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |"]
-    lines.append("|" + "|".join(":---" if i < 2 else "---:" for i in range(len(headers))) + "|")
-    for cells in _text_rows(rows, by, columns):
-        escaped = (c.replace("|", "\\|") for c in cells)
-        lines.append("| " + " | ".join(escaped) + " |")
-    lines += ["", footnote]
-    stream.write("\n".join(lines) + "\n")
-
-
-def write_report(
-    db: Mapping[str, Any],
-    stream: TextIO,
-    fmt: str = "table",
-    by: str | None = None,
-    min_tests: int = DEFAULT_MIN_TESTS,
-    *,
-    title: str | None = None,
-    columns: str | None = None,
-) -> None:
-    """Write the report in one of FORMATS to `stream`.
-
-    `by` defaults to the database's first dimension; `columns` (comma-separated, or `all`)
-    chooses the table and Markdown columns; csv and json always hold every field.
-    """
-    # Everything is computed before the first write: a damaged database prints nothing.
-    by = by or dimensions_of(db)[0]
-    rows = report_rows(db, by, min_tests)
-    chosen = choose_columns(rows, by, columns)
-    footnote = _footnote(db, min_tests, chosen)
-    title = title or f"results by model × {by}"
-    if fmt == "csv":
-        write_csv(rows, by, stream)
-    elif fmt == "json":
-        write_json(rows, stream)
-    elif fmt == "markdown":
-        write_markdown(rows, by, footnote, title, stream, chosen)
-    elif fmt == "table":
-        write_table(rows, by, footnote, title, stream, chosen, fit=columns is None)
-    else:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-
-
-def render_report(
-    db: Mapping[str, Any],
-    fmt: str = "table",
-    by: str | None = None,
-    min_tests: int = DEFAULT_MIN_TESTS,
-    *,
-    title: str | None = None,
-    columns: str | None = None,
-) -> str:
-    """The report as text (a table at most 100 columns wide)."""
-    stream = io.StringIO()
-    write_report(db, stream, fmt, by, min_tests, title=title, columns=columns)
-    return stream.getvalue()
-
-
-# ---- the command ----------------------------------------------------------------------------
 
 
 DEMO_DIR = "demo"

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..cli.args import directory
 from ..config import Settings
 from ..errors import DatabaseError
 from ..exitcodes import EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
@@ -201,7 +202,7 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         metavar="DIR",
-        type=Path,
+        type=directory,
         default=None,
         help="results directory (default: $ULTRA_ASYNC_OUT or results/; results/demo after "
         "`make run`); it may still be written by a run",

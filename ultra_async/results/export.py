@@ -12,16 +12,8 @@ import orjson
 
 from ..errors import DatabaseError
 from .layout import Layout, layout_of_database
-from .stats import (
-    INFRA,
-    SCHEMA_VERSION,
-    TOTAL,
-    WORKFLOW,
-    NodePath,
-    Snapshot,
-    Vector,
-    node_fields,
-)
+from .stats import Snapshot
+from .vectors import INFRA, SCHEMA_VERSION, TOTAL, WORKFLOW, NodePath, Vector, node_fields
 
 
 def summary_fields(

@@ -17,9 +17,21 @@ import orjson
 from ..errors import DatabaseError
 from ..naming import ModelNames
 from ..suites.workflow.dimensions import rate_key
-from .db import Report, _name, load_tree, render
+from .check import Report, load_tree, render
+from .invariants import _name
 from .layout import ADDED_COUNTERS
-from .stats import (
+from .storage import (
+    DATABASE_FILE,
+    JOURNAL_FILE,
+    Journal,
+    atomic_write,
+    ensure_unlocked,
+    raise_if_damaged,
+    read_database,
+    set_aside,
+    timestamp,
+)
+from .vectors import (
     COUNTER_FIELDS,
     EXACT_FIELDS,
     FAILURE,
@@ -37,17 +49,6 @@ from .stats import (
     new_vector,
     node_fields,
     vector_from_fields,
-)
-from .storage import (
-    DATABASE_FILE,
-    JOURNAL_FILE,
-    Journal,
-    atomic_write,
-    ensure_unlocked,
-    raise_if_damaged,
-    read_database,
-    set_aside,
-    timestamp,
 )
 
 
@@ -154,6 +155,10 @@ def migrate(
             "stats": stats,
         }
         lines.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+    if not lines:
+        raise DatabaseError(
+            f"{source} holds no statistics to import (no model has a leaf); nothing was changed"
+        )
     if source.resolve() == db_path.resolve():
         report.actions.append(f"kept the old database as {set_aside(db_path, f'v{version}')}")
     j = Journal.open(journal)

@@ -1,4 +1,5 @@
-"""Journal records: every field checked when read back, and the first format converted."""
+"""Journal records: one line per record, every field checked when read back, the first format
+converted."""
 
 from __future__ import annotations
 
@@ -6,8 +7,22 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from ..suites.workflow.dimensions import rate_key
 from ..types import KINDS, RESULT_FIELDS, SUCCESS_LEVELS, TestResult
+
+_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def journal_line(result: TestResult, reported_model: str) -> bytes:
+    """The journal line of a record (with its newline); `reported_model` when normalized."""
+    # default=str: an odd value in `details` must not cost the result.
+    if result.model == reported_model:
+        return orjson.dumps(result, default=str, option=_DUMP_OPTIONS)
+    record = result.to_record()
+    record["reported_model"] = reported_model
+    return orjson.dumps(record, default=str, option=_DUMP_OPTIONS)
 
 
 def result_from_record(record: Mapping[str, Any]) -> TestResult:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..cli.args import bounded_number, whole_number
 from ..config import Settings, load_config
 from ..errors import ConfigError
 from .faults import FAULT_KINDS, FaultRule
@@ -18,6 +19,8 @@ from .responders import brain_available, default_responder
 from .server import SimServer
 from .setup import SimSetup, sim_setup_from_config
 
+#: the longest latency or hang the simulator takes, in seconds (one day)
+MAX_SIM_S = 86_400
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -55,13 +58,21 @@ def add_serve_sim_arguments(
         action="store_true",
         help="allow a --host other than loopback (the simulator's keys are public)",
     )
-    parser.add_argument("--port", type=int, default=0, help="port (default: 0, a free one)")
+    parser.add_argument(
+        "--port", type=whole_number(0, 65535), default=0, help="port (default: 0, a free one)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of replies, latency and faults")
     parser.add_argument(
-        "--latency-ms", type=float, default=0.0, help="median response time in ms (default: 0)"
+        "--latency-ms",
+        type=bounded_number(0, MAX_SIM_S * 1000),
+        default=0.0,
+        help="median response time in ms (default: 0)",
     )
     parser.add_argument(
-        "--latency-sigma", type=float, default=0.5, help="lognormal shape of response times"
+        "--latency-sigma",
+        type=bounded_number(0, 10),
+        default=0.5,
+        help="lognormal shape of response times",
     )
     parser.add_argument(
         "--fault",
@@ -72,7 +83,10 @@ def add_serve_sim_arguments(
         "(repeatable)",
     )
     parser.add_argument(
-        "--hang-s", type=float, default=30.0, help="how long a 'hang' fault stalls (default: 30)"
+        "--hang-s",
+        type=bounded_number(0, MAX_SIM_S),
+        default=30.0,
+        help="how long a 'hang' fault stalls (default: 30)",
     )
     parser.add_argument(
         "--force-status",

@@ -1,11 +1,11 @@
-"""The simulator's HTTP server: OpenAI and Azure chat-completion routes on 127.0.0.1."""
+"""The simulator's HTTP server: OpenAI and Azure chat-completion routes on 127.0.0.1.
+
+Here a request's key is checked and its route found; `answers.py` decides what it gets.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import math
-import random
 import time
 from collections.abc import Collection, Mapping, Sequence
 from types import TracebackType
@@ -16,12 +16,13 @@ from aiohttp import web
 
 from ..types import ApiKind
 from . import protocol
+from .answers import Answerer, reply
 from .buckets import Clock, RateLimiter, RateRule
 from .counters import Counter, Stats
 from .faults import FaultPicker, FaultRule
 from .latency import Latency
 from .responders import Responder, default_responder
-from .routing import Router, SimRoute
+from .routing import Router
 
 #: the key name for requests when the server accepts any key (`keys=None`)
 ANONYMOUS = "anonymous"
@@ -66,8 +67,6 @@ class SimServer:
         self._latency = latency
         self._model_latency = dict(model_latency or {})
         self._models = models
-        self._responder = responder
-        self._latency_rng = random.Random(f"{seed}:latency")
         self._shutdown_timeout_s = shutdown_timeout_s
         self._stats = Stats()
         self._clock_arg = clock
@@ -76,7 +75,14 @@ class SimServer:
         self._limiter = RateLimiter(self._rules, self._clock)
         self._router = self._make_router()
         self._sleeping: set[asyncio.Task[Any]] = set()
-        self._ids = itertools.count(1)
+        self._answerer = Answerer(
+            stats=self._stats,
+            limiter=self._limiter,
+            faults=self._faults,
+            responder=responder,
+            seed=seed,
+            sleep=self._sleep,
+        )
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -100,6 +106,7 @@ class SimServer:
         self._clock = self._clock_arg or asyncio.get_running_loop().time
         self._limiter = RateLimiter(self._rules, self._clock)
         self._router = self._make_router()
+        self._answerer.limiter = self._limiter
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
@@ -184,11 +191,11 @@ class SimServer:
         total.begin(now_s)
         try:
             if deployment is not None and "api-version" not in request.query:
-                return _reply(400, protocol.MISSING_API_VERSION, (total,))
+                return reply(400, protocol.MISSING_API_VERSION, (total,))
             keys = self._keys
             name = keys.get(secret) if keys is not None else (ANONYMOUS if secret else None)
             if name is None:
-                return _reply(401, protocol.INVALID_API_KEY, (total,))
+                return reply(401, protocol.INVALID_API_KEY, (total,))
             key = self._stats.key(name)
             key.begin(now_s)
             try:
@@ -203,131 +210,23 @@ class SimServer:
     ) -> web.StreamResponse:
         total = self._stats.total
         if name in self._revoked:
-            return _reply(401, protocol.INVALID_API_KEY, (total, key))
+            return reply(401, protocol.INVALID_API_KEY, (total, key))
         parsed = protocol.parse_chat(await request.read(), deployment)
         if isinstance(parsed, str):
-            return _reply(400, protocol.bad_request(parsed), (total, key))
+            return reply(400, protocol.bad_request(parsed), (total, key))
         requested, messages, body = parsed
         route = self._router.get(name, requested)
         if route is None:
             if deployment is not None:
-                return _reply(404, protocol.deployment_not_found(requested), (total, key))
-            return _reply(404, protocol.model_not_found(requested), (total, key))
+                return reply(404, protocol.deployment_not_found(requested), (total, key))
+            return reply(404, protocol.model_not_found(requested), (total, key))
         route.model.begin(now_s)
         try:
-            return await self._answer(request, route, body, messages, deployment is not None)
+            return await self._answerer.answer(
+                request, route, body, messages, deployment is not None
+            )
         finally:
             route.model.end()
-
-    async def _answer(
-        self,
-        request: web.Request,
-        route: SimRoute,
-        body: dict[str, Any],
-        messages: list[dict[str, Any]],
-        azure: bool,
-    ) -> web.StreamResponse:
-        counters = (self._stats.total, route.key, route.model)
-        if route.fault is not None and route.fault.status is not None:
-            status = route.fault.status
-            forced = {"Retry-After": "1", "retry-after-ms": "1000"} if status == 429 else None
-            return _reply(status, protocol.status_body(status), counters, forced)
-        headers: dict[str, str] | None = None
-        content: str | None = None
-        prompt_tokens = protocol.estimate_tokens(protocol.prompt_chars(messages))
-        max_tokens = protocol.max_tokens_of(body)
-        charge = 0
-        if route.token_buckets:
-            # a token limit charges prompt + max_tokens at admission (the reply's own length
-            # when no max_tokens is set), then settles to the usage when answering
-            content = self._responder(route.real_model, messages, body)
-            allowance = max_tokens
-            if allowance is None:
-                allowance = protocol.cut_reply(content, None)[2]
-            charge = prompt_tokens + allowance
-        if route.buckets or route.token_buckets:
-            wait_s, by_tokens = self._limiter.admit(route.buckets, route.token_buckets, charge)
-            if wait_s > 0.0:
-                for c in counters:
-                    c.rate_limited += 1
-                return self._refuse(request, route, wait_s, by_tokens, charge, azure)
-            headers = route.limit_headers(azure)
-        fault = self._faults.pick(route.edges) if route.edges else None
-        if fault is not None:
-            for c in counters:
-                c.fault(fault)
-            if fault == "rate_limit" and route.fault is not None:
-                for c in counters:
-                    c.rate_limited += 1
-                retry_headers = protocol.rate_limit_headers(
-                    route.fault.retry_after_s, route.limit_rpm
-                )
-                wait_ms = int(retry_headers["retry-after-ms"])
-                return _reply(429, protocol.rate_limited(wait_ms), (), retry_headers)
-            if fault == "error_500":
-                return _reply(500, protocol.SERVER_ERROR, ())
-            if fault == "error_503":
-                return _reply(503, protocol.SERVICE_UNAVAILABLE, ())
-            if fault == "drop_connection":
-                # closing the socket mid-request is what a crashed backend or proxy looks like;
-                # aiohttp discards the response returned below
-                if request.transport is not None:
-                    request.transport.close()
-                return web.Response()
-            if fault == "hang" and route.fault is not None:
-                await self._sleep(route.fault.hang_s)
-            if fault == "content_filter":
-                return _reply(400, protocol.CONTENT_FILTERED, (), headers)
-            if fault == "context_length":
-                return _reply(400, protocol.context_length_exceeded(prompt_tokens), (), headers)
-        if route.latency is not None:
-            await self._sleep(route.latency.sample_s(self._latency_rng))
-        if content is None:
-            content = self._responder(route.real_model, messages, body)
-        payload = protocol.completion_body(
-            id_=f"chatcmpl-sim{next(self._ids)}",
-            created=int(time.time()),
-            model=route.real_model,
-            content=content,
-            prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
-        )
-        used = prompt_tokens + protocol.cut_reply(content, max_tokens)[2]
-        if route.token_buckets:
-            self._limiter.settle(route.token_buckets, charge, used)
-        if fault == "malformed_json":
-            # a body cut off mid-stream: valid HTTP, status 200, unparseable JSON
-            payload = payload[: len(payload) // 2]
-        else:
-            for c in counters:
-                c.ok += 1
-                c.tokens += used
-        return web.Response(body=payload, content_type=protocol.JSON, headers=headers)
-
-    def _refuse(
-        self,
-        request: web.Request,
-        route: SimRoute,
-        wait_s: float,
-        by_tokens: bool,
-        charge: int,
-        azure: bool,
-    ) -> web.Response:
-        """429 for an empty bucket, worded as OpenAI or Azure would, with when to come back."""
-        headers = protocol.rate_limit_headers(wait_s, "" if azure else route.limit_rpm)
-        if route.token_buckets:
-            headers["x-ratelimit-remaining-tokens"] = str(
-                max(0, math.floor(min(b.tokens for b in route.token_buckets)))
-            )
-        wait_ms = int(headers["retry-after-ms"])
-        if azure:
-            version = request.query.get("api-version", "")
-            body = protocol.azure_rate_limited(version, by_tokens, wait_s)
-        elif by_tokens:
-            body = protocol.tokens_rate_limited(route.limit_tpm, charge, wait_s)
-        else:
-            body = protocol.rate_limited(wait_ms)
-        return _reply(429, body, (), headers)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -354,14 +253,3 @@ class SimServer:
             await asyncio.sleep(delay_s)
         finally:
             self._sleeping.discard(task)
-
-
-def _reply(
-    status: int,
-    body: bytes,
-    counters: Sequence[Counter],
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
-    for c in counters:
-        c.error(status)
-    return web.Response(status=status, body=body, content_type=protocol.JSON, headers=headers)
