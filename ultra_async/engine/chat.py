@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ class BoundChat:
         "_output_tokens",
         "_state",
         "_tag",
+        "_task",
         "cost",
         "recorder",
         "requests",
@@ -37,11 +39,19 @@ class BoundChat:
     )
 
     def __init__(
-        self, state: ShardState, item: WorkItem, deadline: float, *, tag: bool = False
+        self,
+        state: ShardState,
+        item: WorkItem,
+        deadline: float,
+        *,
+        tag: bool = False,
+        task: asyncio.Task[Any] | None = None,
     ) -> None:
         self._state = state
         self._item = item
         self._deadline = deadline
+        #: the task running the test (its requests' totals cancel it); None: the current one
+        self._task = task
         self._tag = tag
         self._input_tokens = self._output_tokens = 0
         #: what this test's responses cost, from the model's `price` (0 without one)
@@ -125,6 +135,7 @@ class BoundChat:
                         body,
                         state.request_timeout,
                         state.request_total_s,
+                        self._task,
                     )
                 except RequestError as error:
                     limits.in_flight -= 1

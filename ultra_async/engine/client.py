@@ -207,17 +207,19 @@ class ChatClient:
         params: Mapping[str, Any],
         request_timeout: aiohttp.ClientTimeout | None = None,
         total_s: float | None = None,
+        task: asyncio.Task[Any] | None = None,
     ) -> tuple[ChatResponse, RateLimitHeaders]:
         """`complete` for an endpoint built once (the engine's path: one per shard).
 
         `total_s` bounds the whole request on the client's one timer (see `transport_timeout`);
         a request over it fails as a transient "request timed out", like aiohttp's own total.
+        `task` is the task sending it (the current one by default).
         """
         if type(messages) is not list:
             messages = list(messages)
         payload = orjson.dumps({"model": endpoint.api_model, "messages": messages, **params})
         started = time.monotonic()
-        deadline = self._deadlines.start(total_s) if total_s is not None else None
+        deadline = self._deadlines.start(total_s, task) if total_s is not None else None
         expired = False
         try:
             try:

@@ -71,7 +71,7 @@ class TestRunner:
         shard = state.shard
         deadline_s = state.retrier.policy.test_deadline_s
         started = time.monotonic()
-        chat = BoundChat(state, item, started + deadline_s, tag=self.tag_requests)
+        chat = BoundChat(state, item, started + deadline_s, tag=self.tag_requests, task=task)
         recorder = chat.recorder = (
             self._recording.recorder(chat, state) if self._recording is not None else None
         )
