@@ -15,6 +15,8 @@ import pytest
 import ultra_async as ua
 from tests.conftest import ROOT
 from tests.test_run_simulated import FAST
+from ultra_async.report.rows import aggregate
+from ultra_async.report.tables import report_rows
 from ultra_async.results import db
 from ultra_async.results.storage import JOURNAL_FILE
 
@@ -277,3 +279,35 @@ def test_cost_per_node_and_in_the_report(
 
     assert main(["report", "--out", str(tmp_path)]) == 0
     assert " cost" in capsys.readouterr().out
+
+
+def test_a_metric_some_outcomes_leave_out_is_averaged_over_those_that_report_it(
+    tmp_path: Path, providers: Path
+) -> None:
+    async def partly(case: ua.Case, chat: ua.ChatFn) -> ua.Outcome:
+        await chat([{"role": "user", "content": case.data["question"]}])
+        i = int(case.id[1:])
+        # `steps` only for even cases (3.0 each), no score at all for multiples of 3
+        metrics = {"steps": 3.0} if i % 2 == 0 else {}
+        return ua.Outcome(
+            success_level="full_success", score=None if i % 3 == 0 else 1.0, metrics=metrics
+        )
+
+    run(suite(questions(), partly), tmp_path, providers)
+    data = database(tmp_path)
+    stats = data["overall_stats"]
+    assert stats["total"] == 24
+    assert (stats["n_steps"], stats["avg_steps"]) == (12, 3.0)  # not 36 / 24 = 1.5
+    assert (stats["n_score"], stats["avg_score"]) == (16, 1.0)
+    leaf = data["models"]["o3-0416-global"]["by_topic"]["algebra"]["by_level"]["hard"]
+    assert leaf["avg_steps"] == leaf["sum_steps"] / leaf["n_steps"] == 3.0
+    assert db.check(tmp_path).code == 0
+    # a report cell over many leaves derives its mean from their sums and counts
+    rows = report_rows(data, by="topic")
+    by_topic = {(row["model"], row["topic"]): row["avg_steps"] for row in rows}
+    # only even cases (algebra) report steps: geometry has no mean rather than a mean of 0
+    assert set(by_topic.values()) == {3.0, None}
+    assert all((value == 3.0) == (topic == "algebra") for (_, topic), value in by_topic.items())
+    # a database written before metrics were counted lacks `n_<m>`: its means stay over `total`
+    old = {k: v for k, v in stats.items() if not k.startswith("n_")}
+    assert aggregate([old, old])["avg_steps"] == 36 * 2 / 48

@@ -69,8 +69,9 @@ def aggregate(leaves: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     Integer fields are counters and add up; `sum_<m>` fields and other float totals
     (`total_cost`) add up exactly (fixed point);
     `<c>_rate` is counter `c` over `total`; `avg_<m>` (or `<m>` beside a `sum_<m>`) is the
-    sum over `total`; `<c>_error_share` is `<c>_errors` over `total_errors`; a field that cannot
-    be derived from sums is None.
+    sum over `n_<m>` (the tests that reported it) where the leaves count that, else over
+    `total`; `<c>_error_share` is `<c>_errors` over `total_errors`; a field that cannot be
+    derived from sums is None.
     """
     names: dict[str, None] = {}
     counts: dict[str, int] = {}
@@ -106,7 +107,15 @@ def aggregate(leaves: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         elif f"sum_{name}" in names:
             out[name] = ratio(sums.get(f"sum_{name}", 0), _SCALE * total)
         elif name.startswith("avg_") and f"sum_{name[4:]}" in names:
-            out[name] = ratio(sums.get(f"sum_{name[4:]}", 0), _SCALE * total)
+            # over the tests that reported the metric (`n_<m>`; None when none did), else over
+            # every test
+            if f"n_{name[4:]}" in names:
+                reported = counts.get(f"n_{name[4:]}", 0)
+                out[name] = (
+                    sums.get(f"sum_{name[4:]}", 0) / (_SCALE * reported) if reported else None
+                )
+            else:
+                out[name] = ratio(sums.get(f"sum_{name[4:]}", 0), _SCALE * total)
         elif name.endswith("_rate") and name.removesuffix("_rate") in counts:
             out[name] = ratio(counts[name.removesuffix("_rate")], total)
         else:

@@ -76,6 +76,7 @@ def check_invariants(db: Mapping[str, Any]) -> list[tuple[int, str]]:
     all_fields = node_fields((0,) * layout.width, layout)
     required = REQUIRED_FIELDS if layout.workflow else tuple(all_fields)
     counters = [f for f in (*FIXED_COUNTERS, *(f"{c}_errors" for c in layout.categories))]
+    counters += [m.count_field for m in layout.measures.values() if m.count_index is not None]
     sums = [m.sum_field for m in layout.measures.values()]
     errors = [f"{c}_errors" for c in layout.categories]
     try:

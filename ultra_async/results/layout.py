@@ -9,7 +9,8 @@ length and are padded with zeros when added.
 
 The workflow suite's layout reproduces schema 4.0 field for field (`tool_coverage_rate` is the
 mean of `sum_tool_coverage_rate`, scores are means over `total`); any other suite's measures are
-written as `avg_<metric>` and `sum_<metric>`.
+written as `avg_<metric>`, `sum_<metric>` and `n_<metric>`: an outcome may leave a metric out,
+so each metric (and `score`) counts the tests that reported it, and its mean is over those.
 """
 
 from __future__ import annotations
@@ -88,13 +89,17 @@ _NON_CATEGORY_ERRORS = frozenset(
 class Measure:
     """One summed measure: where it sits in the vector and the fields it renders as.
 
-    A measure without a `mean_field` (cost) renders its sum only.
+    A measure without a `mean_field` (cost) renders its sum only. A measure with a
+    `count_index` (another suite's metric or score) also counts the tests that reported it, as
+    `count_field`, and its mean is over that count instead of `total`.
     """
 
     name: str
     mean_field: str
     sum_field: str
     index: int
+    count_field: str = ""
+    count_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +109,10 @@ class RenderPlan:
     error_slots: tuple[int, ...]
     error_fields: tuple[str, ...]
     share_fields: tuple[str, ...]
-    means: tuple[tuple[str, int], ...]
+    #: (mean field, sum slot, count slot or None: over `total`)
+    means: tuple[tuple[str, int, int | None], ...]
     sums: tuple[tuple[str, int], ...]
+    counts: tuple[tuple[str, int], ...]
 
 
 @dataclass(slots=True)
@@ -146,6 +153,9 @@ class Layout:
         measure = self.measures.get(name)
         if measure is None:
             measure = Measure(name, f"avg_{name}", f"sum_{name}", self._grow())
+            if not self.workflow and name != EXECUTION_TIME:
+                # an outcome may leave a metric out: its mean is over the tests that gave it
+                measure.count_field, measure.count_index = f"n_{name}", self._grow()
             self.measures[name] = measure
         return measure.index
 
@@ -164,8 +174,11 @@ class Layout:
                 tuple(self.categories[c] for c in categories),
                 tuple(f"{c}_errors" for c in categories),
                 tuple(f"{c}_error_share" for c in categories),
-                tuple((m.mean_field, m.index) for m in measures if m.mean_field),
+                tuple((m.mean_field, m.index, m.count_index) for m in measures if m.mean_field),
                 tuple((m.sum_field, m.index) for m in measures),
+                tuple(
+                    (m.count_field, m.count_index) for m in measures if m.count_index is not None
+                ),
             )
         return plan
 

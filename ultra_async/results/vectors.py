@@ -33,6 +33,7 @@ from .layout import (
     SCALE,
     TOTAL,
     Layout,
+    Measure,
     workflow_layout,
 )
 
@@ -132,7 +133,19 @@ def result_delta(result: TestResult, layout: Layout = WORKFLOW) -> Frozen:
     delta = _fit(delta, layout)
     for index, value in sums:
         delta[index] = fixed(value)
+    if not layout.workflow:
+        # the tests that reported each metric (another suite's means are over these)
+        measures = layout.measures
+        if result.score is not None:
+            _count_in(delta, measures["score"])
+        for name in result.metrics:
+            _count_in(delta, measures[name])
     return tuple(delta)
+
+
+def _count_in(delta: list[int], measure: Measure) -> None:
+    if measure.count_index is not None:
+        delta[measure.count_index] = 1
 
 
 def _fit(vector: list[int], layout: Layout) -> list[int]:
@@ -151,6 +164,9 @@ def vector_from_fields(node: Mapping[str, Any], layout: Layout = WORKFLOW) -> li
         vector[index] = _count(node.get(f"{category}_errors", 0))
     for measure in layout.measures.values():
         vector[measure.index] = fixed(node.get(measure.sum_field, 0))
+        if measure.count_index is not None:
+            # a database written before metrics were counted: every test counted
+            vector[measure.count_index] = _count(node.get(measure.count_field, node.get("total")))
     return vector
 
 
@@ -191,8 +207,8 @@ def node_fields(vector: Vector, layout: Layout = WORKFLOW) -> dict[str, Any]:
         "weighted_success_score": _ratio(2 * full + partial, 2 * total),
     }
     scaled_total = SCALE * total
-    for name, index in plan.means:
-        out[name] = _ratio(vector[index], scaled_total)
+    for name, index, count in plan.means:
+        out[name] = _ratio(vector[index], scaled_total if count is None else SCALE * vector[count])
     out["total_input_tokens"] = vector[IN_TOKENS]
     out["total_output_tokens"] = vector[OUT_TOKENS]
     out["total_tokens"] = vector[IN_TOKENS] + vector[OUT_TOKENS]
@@ -203,6 +219,8 @@ def node_fields(vector: Vector, layout: Layout = WORKFLOW) -> dict[str, Any]:
         out[name] = _ratio(count, total_errors)
     for name, index in plan.sums:
         out[name] = vector[index] / SCALE
+    for name, index in plan.counts:
+        out[name] = vector[index]
     return out
 
 
