@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,7 +17,7 @@ import pytest
 import ultra_async as ua
 from tests.conftest import ROOT
 from tests.test_run_simulated import FAST
-from ultra_async.report.rows import aggregate
+from ultra_async.report.rows import aggregate, t95
 from ultra_async.report.tables import report_rows
 from ultra_async.results import db
 from ultra_async.results.storage import JOURNAL_FILE
@@ -311,3 +313,31 @@ def test_a_metric_some_outcomes_leave_out_is_averaged_over_those_that_report_it(
     # a database written before metrics were counted lacks `n_<m>`: its means stay over `total`
     old = {k: v for k, v in stats.items() if not k.startswith("n_")}
     assert aggregate([old, old])["avg_steps"] == 36 * 2 / 48
+
+
+def test_a_metric_mean_carries_its_t_interval(tmp_path: Path, providers: Path) -> None:
+    async def measured(case: ua.Case, chat: ua.ChatFn) -> ua.Outcome:
+        await chat([{"role": "user", "content": case.data["question"]}])
+        i = int(case.id[1:])
+        return ua.Outcome(success_level="full_success", metrics={"steps": float(i * i % 7)})
+
+    run(suite(questions(), measured), tmp_path, providers, instances=2)
+    data = database(tmp_path)
+    by_cell: dict[tuple[str, str], list[float]] = {}
+    for line in (tmp_path / JOURNAL_FILE).read_bytes().splitlines():
+        record = orjson.loads(line)
+        if "metrics" in record:
+            key = (record["model"], record["labels"]["topic"])
+            by_cell.setdefault(key, []).append(record["metrics"]["steps"])
+    rows = report_rows(data, by="topic")
+    assert len(rows) == len(by_cell) == 4
+    for row in rows:
+        values = by_cell[row["model"], row["topic"]]
+        n, mean = len(values), statistics.fmean(values)
+        half = t95(n - 1) * statistics.stdev(values) / math.sqrt(n)
+        assert row["n_steps"] == n == 12
+        assert row["avg_steps"] == pytest.approx(mean)
+        assert row["avg_steps_low"] == pytest.approx(mean - half)
+        assert row["avg_steps_high"] == pytest.approx(mean + half)
+    assert t95(11) == 2.201 and round(t95(60), 2) == 2.0  # the table, and beyond it
+    assert db.check(tmp_path).code == 0

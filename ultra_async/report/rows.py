@@ -145,13 +145,49 @@ def rate_interval(row: Mapping[str, Any], metric: str) -> tuple[float, float] | 
     return wilson(count, int(row.get("total") or 0))
 
 
+#: two-sided 95 % quantiles of Student's t for 1 to 30 degrees of freedom
+_T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t95(df: int) -> float:
+    """The two-sided 95 % quantile of Student's t (beyond 30 degrees of freedom, to 3 decimals,
+    from the first Cornish-Fisher term)."""
+    return _T95[df - 1] if df <= len(_T95) else _Z95 + (_Z95**3 + _Z95) / (4 * df)
+
+
+def mean_interval(row: Mapping[str, Any], metric: str) -> tuple[float, float] | None:
+    """The 95 % t-interval of a mean `avg_<m>` from the row's `n_<m>` and `sumsq_<m>`.
+
+    None for other fields, for fewer than two tests that reported the metric, and for databases
+    written before `sumsq_<m>` was kept.
+    """
+    name = metric.removeprefix("avg_")
+    n, squares, mean = row.get(f"n_{name}"), row.get(f"sumsq_{name}"), row.get(metric)
+    if not metric.startswith("avg_") or not isinstance(n, int) or n < 2:
+        return None
+    if not isinstance(squares, int | float) or not isinstance(mean, int | float):
+        return None
+    variance = max(0.0, (squares - n * mean * mean) / (n - 1))
+    half = t95(n - 1) * math.sqrt(variance / n)
+    return mean - half, mean + half
+
+
+def interval(row: Mapping[str, Any], metric: str) -> tuple[float, float] | None:
+    """The 95 % interval of a rate (Wilson) or of a metric's mean (t); None for other fields."""
+    return rate_interval(row, metric) or mean_interval(row, metric)
+
+
 def metrics_of(row: Mapping[str, Any]) -> list[str]:
     """The fields of a row a heatmap can show: rates, scores and means (numbers, not counters)."""
     return [
         name
         for name, value in row.items()
         if isinstance(value, float)
-        and not name.endswith("_share")
+        and not name.endswith(("_share", "_low", "_high"))
         and (name.endswith(("_rate", "_score")) or name.startswith("avg_"))
     ]
 
@@ -193,8 +229,9 @@ def report_rows(
     db: Mapping[str, Any], by: str | None = None, min_tests: int = DEFAULT_MIN_TESTS
 ) -> list[dict[str, Any]]:
     """One row per (model, value of `by`): model, `by`, the aggregated fields (without raw
-    `sum_` fields), `success_rate_low`/`_high` (95 % Wilson interval, None without tests), then
-    `few_tests` (fewer than `min_tests` completed tests).
+    `sum_`/`sumsq_` fields), `success_rate_low`/`_high` (95 % Wilson interval, None without
+    tests), `avg_<m>_low`/`_high` for each counted metric (95 % t-interval, None below two
+    tests), then `few_tests` (fewer than `min_tests` completed tests).
 
     `by` defaults to the database's first dimension (`prompt_type` for the workflow suite).
     """
@@ -207,10 +244,16 @@ def report_rows(
     for model, value in sorted(groups, key=lambda c: (model_key(c[0]), sort_key(by, c[1]))):
         fields = aggregate(groups[model, value])
         row: dict[str, Any] = {"model": model, by: value}
-        row.update((k, v) for k, v in fields.items() if not k.startswith("sum_"))
-        interval = rate_interval(fields, "success_rate") if "success_rate" in fields else None
-        row["success_rate_low"] = interval[0] if interval else None
-        row["success_rate_high"] = interval[1] if interval else None
+        row.update((k, v) for k, v in fields.items() if not k.startswith(("sum_", "sumsq_")))
+        found = rate_interval(fields, "success_rate") if "success_rate" in fields else None
+        row["success_rate_low"] = found[0] if found else None
+        row["success_rate_high"] = found[1] if found else None
+        for name in fields:
+            if name.startswith("n_") and f"sumsq_{name[2:]}" in fields:
+                # a metric's mean (counted, with its squares): its 95 % t-interval
+                found = mean_interval(fields, f"avg_{name[2:]}")
+                row[f"avg_{name[2:]}_low"] = found[0] if found else None
+                row[f"avg_{name[2:]}_high"] = found[1] if found else None
         row["few_tests"] = fields["total"] < min_tests
         rows.append(row)
     return rows

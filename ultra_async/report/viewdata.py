@@ -21,7 +21,7 @@ import orjson
 
 from ..errors import DatabaseError
 from ..results.storage import DATABASE_FILE, JOURNAL_FILE, read_database
-from .rows import dimensions_of, metrics_of, per_model, rate_interval, report_rows, suite_of
+from .rows import dimensions_of, interval, metrics_of, per_model, report_rows, suite_of
 
 #: a run that wrote its journal this recently is shown as running
 ACTIVE_S = 20.0
@@ -187,7 +187,8 @@ def progress(index: JournalIndex, now_s: float | None = None) -> dict[str, Any]:
 
 
 def heatmap(db: Mapping[str, Any]) -> dict[str, Any]:
-    """Cells for every dimension: value, n, infra errors and a 95 % interval per rate metric."""
+    """Cells for every dimension: value, n, infra errors and a 95 % interval per rate (Wilson)
+    and per mean of a counted metric (t), with the tests behind that mean."""
     dims = dimensions_of(db)
     tables: dict[str, list[dict[str, Any]]] = {}
     metrics: list[str] = []
@@ -195,7 +196,7 @@ def heatmap(db: Mapping[str, Any]) -> dict[str, Any]:
         cells = []
         for row in report_rows(db, dim):
             metrics = metrics or metrics_of(row)
-            intervals = {m: rate_interval(row, m) for m in metrics}
+            intervals = {m: _interval(row, m) for m in metrics}
             cells.append(
                 {
                     "model": row["model"],
@@ -204,11 +205,21 @@ def heatmap(db: Mapping[str, Any]) -> dict[str, Any]:
                     "infra": row.get("infra_errors", 0),
                     "few": row["few_tests"],
                     "metrics": {m: row.get(m) for m in metrics},
+                    # tests behind a metric's mean where an outcome may leave it out
+                    "counts": {m: row[f"n_{m[4:]}"] for m in metrics if f"n_{m[4:]}" in row},
                     "ci": {m: list(ci) for m, ci in intervals.items() if ci is not None},
                 }
             )
         tables[dim] = cells
     return {"dimensions": list(dims), "metrics": metrics, "tables": tables}
+
+
+def _interval(row: dict[str, Any], metric: str) -> tuple[float, float] | None:
+    """A rate's Wilson interval, or a mean's t-interval as `report_rows` put it in the row."""
+    low, high = row.get(f"{metric}_low"), row.get(f"{metric}_high")
+    if metric.startswith("avg_") and low is not None and high is not None:
+        return low, high
+    return interval(row, metric)
 
 
 def payload(out: Path, index: JournalIndex | None = None) -> dict[str, Any]:

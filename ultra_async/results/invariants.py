@@ -78,6 +78,7 @@ def check_invariants(db: Mapping[str, Any]) -> list[tuple[int, str]]:
     counters = [f for f in (*FIXED_COUNTERS, *(f"{c}_errors" for c in layout.categories))]
     counters += [m.count_field for m in layout.measures.values() if m.count_index is not None]
     sums = [m.sum_field for m in layout.measures.values()]
+    sums += [m.squares_field for m in layout.measures.values() if m.squares_index is not None]
     errors = [f"{c}_errors" for c in layout.categories]
     try:
         nodes = list(_nodes(db, layout))

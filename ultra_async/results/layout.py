@@ -9,8 +9,9 @@ length and are padded with zeros when added.
 
 The workflow suite's layout reproduces schema 4.0 field for field (`tool_coverage_rate` is the
 mean of `sum_tool_coverage_rate`, scores are means over `total`); any other suite's measures are
-written as `avg_<metric>`, `sum_<metric>` and `n_<metric>`: an outcome may leave a metric out,
-so each metric (and `score`) counts the tests that reported it, and its mean is over those.
+written as `avg_<metric>`, `sum_<metric>`, `n_<metric>` and `sumsq_<metric>`: an outcome may
+leave a metric out, so each metric (and `score`) counts the tests that reported it, and its mean
+is over those; the sum of squares gives the mean's interval.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ class Measure:
     index: int
     count_field: str = ""
     count_index: int | None = None
+    #: with a count: the sum of the squared values (`sumsq_<m>`), for the mean's interval
+    squares_field: str = ""
+    squares_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,7 @@ class RenderPlan:
     share_fields: tuple[str, ...]
     #: (mean field, sum slot, count slot or None: over `total`)
     means: tuple[tuple[str, int, int | None], ...]
+    #: stored sums, then sums of squares (`sumsq_<m>`)
     sums: tuple[tuple[str, int], ...]
     counts: tuple[tuple[str, int], ...]
 
@@ -156,6 +161,7 @@ class Layout:
             if not self.workflow and name != EXECUTION_TIME:
                 # an outcome may leave a metric out: its mean is over the tests that gave it
                 measure.count_field, measure.count_index = f"n_{name}", self._grow()
+                measure.squares_field, measure.squares_index = f"sumsq_{name}", self._grow()
             self.measures[name] = measure
         return measure.index
 
@@ -175,7 +181,12 @@ class Layout:
                 tuple(f"{c}_errors" for c in categories),
                 tuple(f"{c}_error_share" for c in categories),
                 tuple((m.mean_field, m.index, m.count_index) for m in measures if m.mean_field),
-                tuple((m.sum_field, m.index) for m in measures),
+                tuple((m.sum_field, m.index) for m in measures)
+                + tuple(
+                    (m.squares_field, m.squares_index)
+                    for m in measures
+                    if m.squares_index is not None
+                ),
                 tuple(
                     (m.count_field, m.count_index) for m in measures if m.count_index is not None
                 ),

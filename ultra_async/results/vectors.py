@@ -137,15 +137,17 @@ def result_delta(result: TestResult, layout: Layout = WORKFLOW) -> Frozen:
         # the tests that reported each metric (another suite's means are over these)
         measures = layout.measures
         if result.score is not None:
-            _count_in(delta, measures["score"])
-        for name in result.metrics:
-            _count_in(delta, measures[name])
+            _count_in(delta, measures["score"], result.score)
+        for name, value in result.metrics.items():
+            _count_in(delta, measures[name], value)
     return tuple(delta)
 
 
-def _count_in(delta: list[int], measure: Measure) -> None:
+def _count_in(delta: list[int], measure: Measure, value: float) -> None:
     if measure.count_index is not None:
         delta[measure.count_index] = 1
+    if measure.squares_index is not None:
+        delta[measure.squares_index] = fixed(value * value)
 
 
 def _fit(vector: list[int], layout: Layout) -> list[int]:
@@ -167,6 +169,8 @@ def vector_from_fields(node: Mapping[str, Any], layout: Layout = WORKFLOW) -> li
         if measure.count_index is not None:
             # a database written before metrics were counted: every test counted
             vector[measure.count_index] = _count(node.get(measure.count_field, node.get("total")))
+        if measure.squares_index is not None:
+            vector[measure.squares_index] = fixed(node.get(measure.squares_field, 0))
     return vector
 
 

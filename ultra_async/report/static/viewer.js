@@ -130,8 +130,10 @@ function drawHeatmap() {
         class: "cell" + (c.few ? " few" : "") + (selected ? " selected" : ""), model, value,
         style: `background:${color(v, lo, hi)}`,
         on: { click: () => selectCell(model, value) },
-      }, el("span", { class: "v" }, fmt(metric, v)), el("span", { class: "n" }, `n=${c.n}`),
-        ci ? el("span", { class: "ci" }, `${pct(ci[0], 0)}–${pct(ci[1], 0)}`) : null);
+      }, el("span", { class: "v" }, fmt(metric, v)),
+        el("span", { class: "n" }, `n=${(c.counts || {})[metric] ?? c.n}`),
+        ci ? el("span", { class: "ci" }, isRate(metric) ? `${pct(ci[0], 0)}–${pct(ci[1], 0)}`
+          : `${ci[0].toFixed(3)}–${ci[1].toFixed(3)}`) : null);
     })));
   $("heatmap").replaceChildren(el("thead", {}, head), el("tbody", {}, rows));
 }
