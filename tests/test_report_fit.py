@@ -14,6 +14,7 @@ import pytest
 from tests.fixtures.factory import completed
 from tests.fixtures.generic_db import LANGUAGES, MODELS, generic_database, leaves
 from tests.test_report import document, hand_made
+from ultra_async.report.columns import shorten_distinct
 from ultra_async.report.plots import write_plot
 from ultra_async.report.rows import (
     aggregate,
@@ -308,3 +309,23 @@ def test_float_totals_are_summed_and_rates_derived() -> None:
     cell = aggregate(leaves)
     assert cell["total_cost"] == pytest.approx(0.3) and cell["success_rate"] == 0.8
     assert cell["avg_x"] == pytest.approx(1.2 / 5) and cell["sum_x"] == pytest.approx(1.2)
+
+
+def test_cut_names_stay_told_apart() -> None:
+    qwen = [f"qwen2.5-{size}-instruct" for size in ("3b", "7b", "14b", "32b", "72b")]
+    items = [
+        WorkItem(m, p, 0.8, "easy", "simple_task", i)
+        for m in [*qwen, "DeepSeek-V3-0324", "DeepSeek-R1-0528", *WIDE_MODELS[:6]]
+        for p in PROMPT_TYPES[:3]
+        for i in range(2)
+    ]
+    text = render_report(document(completed(item, seed=5) for item in items))
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    names = [line.split("  ")[0] for line in lines if line[:1].strip() and "  " in line]
+    shown = [n for n in names if n.startswith(("qwen", "DeepS", "provi"))]
+    # cut in the middle all qwen models would read `qwen2.…truct`: every row names its model
+    assert len(shown) == len(set(shown)) == 5 + 2 + 6, shown
+    assert shorten_distinct(["ab-x-yz", "ab-y-yz"], 5) == {"ab-x-yz": "ab-x…", "ab-y-yz": "ab-y…"}
+    assert shorten_distinct(["x-ab-yz", "y-ab-yz"], 5) == {"x-ab-yz": "x-…yz", "y-ab-yz": "y-…yz"}
+    assert shorten_distinct(["aaa-1", "aaa-2", "short"], None)["aaa-1"] == "aaa-1"

@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from ..exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ..logs import check_level, configure_logging, redact
 from ..planner import Plan
+from ..report.columns import shorten_distinct
 from ..report.progress import live_progress
 from ..report.tables import shorten, table_width, write_report
 from ..runner import RunReport, prepare, run_evaluation
@@ -52,10 +53,13 @@ def shard_table(report: RunReport) -> Table:
             col, justify="left" if col in ("model", "shard", "state") else "right", no_wrap=True
         )
     previous = None
-    for row in report.summary.shards:
+    shards = report.summary.shards
+    models = shorten_distinct((row["model"] for row in shards), 24)
+    names = shorten_distinct((row["shard"] for row in shards), 24)
+    for row in shards:
         table.add_row(
-            "" if row["model"] == previous else shorten(row["model"], 24),
-            shorten(row["shard"], 24),
+            "" if row["model"] == previous else models[row["model"]],
+            names[row["shard"]],
             str(row["done"]),
             str(row["stolen"]),
             str(row["requests"]),

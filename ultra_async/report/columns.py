@@ -181,6 +181,31 @@ def shorten(text: str, width: int | None) -> str:
     return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
 
 
+def _cut_end(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _cut_start(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[len(text) - width + 1 :]
+
+
+def shorten_distinct(texts: Iterable[str], width: int | None) -> dict[str, str]:
+    """Each of `texts` in at most `width` characters, told apart from the others.
+
+    The cut goes where the names differ: in the middle (`DeepS…-0324`) unless that makes two
+    alike, then at the end (`qwen2.5-72b…`), then at the start. If no cut keeps them apart,
+    they are not cut: a wider table beats two rows that read the same.
+    """
+    names = list(dict.fromkeys(texts))
+    if width is None or all(len(t) <= width for t in names):
+        return {t: t for t in names}
+    for cut in (shorten, _cut_end, _cut_start):
+        short = {t: cut(t, width) for t in names}
+        if len(set(short.values())) == len(names):
+            return short
+    return {t: t for t in names}
+
+
 def table_width(stream: TextIO) -> int | None:
     """The width a table on `stream` may use: the terminal's, else at most 100 ($COLUMNS)."""
     if stream.isatty():
@@ -215,6 +240,13 @@ def write_table(
     texts = text_rows(rows, by, columns)
 
     def build(name_widths: tuple[int | None, int | None]) -> Table:
+        models = shorten_distinct((cells[0] for cells in texts), name_widths[0])
+        values = shorten_distinct((cells[1] for cells in texts), name_widths[1])
+        # names that could not be told apart in the width were kept whole: so is the column
+        widths = [
+            width if all(len(t) <= (width or 0) for t in short.values()) else None
+            for width, short in zip(name_widths, (models, values), strict=True)
+        ]
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
         for i, header in enumerate(headers(by, columns)):
             if i < 2:
@@ -223,17 +255,13 @@ def write_table(
                     justify="left",
                     overflow="ellipsis",
                     no_wrap=True,
-                    max_width=name_widths[i],
+                    max_width=widths[i],
                 )
             else:
                 table.add_column(header, justify="right", no_wrap=True)
         previous = None
         for row, cells in zip(rows, texts, strict=True):
-            cells = [
-                shorten(cells[0], name_widths[0]),
-                shorten(cells[1], name_widths[1]),
-                *cells[2:],
-            ]
+            cells = [models[cells[0]], values[cells[1]], *cells[2:]]
             if row["model"] == previous:
                 cells[0] = ""
             previous = row["model"]

@@ -13,7 +13,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from .columns import shorten
+from .columns import shorten, shorten_distinct
 from .progress_lines import Line, progress_lines
 from .rows import pct
 
@@ -73,8 +73,10 @@ def progress_table(
     table.columns[0].overflow = "ellipsis"
     table.columns[0].no_wrap = True
 
+    names = shorten_distinct([totals.name, *(ln.name for m, cs in models for ln in (m, *cs))], 24)
+
     def add(line: Line, style: str | None) -> None:
-        name = shorten(line.name, 24)
+        name = names[line.name]
         table.add_row(
             name + (" ✗" if line.dead else ""),
             f"{line.done}/{line.total}",
