@@ -75,20 +75,18 @@ class BoundChat:
             params["user"] = self._item.id
         settings = self._state.settings
         body = params if settings.plain else settings.body(params)
+        first_error: RequestError | None = None
         try:
             response = await self._attempt(messages, body)
         except RequestError as error:
             first_error = error  # retried outside this block: no exception context is kept
-        else:
-            self._input_tokens += response.input_tokens
-            self._output_tokens += response.output_tokens
-            return response
-        response = await self._state.retrier.call(
-            lambda: self._attempt(messages, body),
-            deadline=self._deadline,
-            on_retry=self._on_retry,
-            first_error=first_error,
-        )
+        if first_error is not None:
+            response = await self._state.retrier.call(
+                lambda: self._attempt(messages, body),
+                deadline=self._deadline,
+                on_retry=self._on_retry,
+                first_error=first_error,
+            )
         self.count(response)
         return response
 
