@@ -33,15 +33,18 @@ _TRANSIENT_STATUS = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524,
 _ROUTE_FATAL_STATUS = frozenset({401, 403, 404})
 
 
-def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+def client_timeout(timeouts: Timeouts, *, total: bool = True) -> aiohttp.ClientTimeout:
     """Connect, per-read and whole-request timeouts: no socket can hang a test forever.
 
     A read timeout not shorter than the total can never fire first, so it is left out: it
-    would only cost a timer reset on every chunk received.
+    would only cost a timer reset on every chunk received. `total=False` leaves the total to
+    the caller (see `transport_timeout`).
     """
     sock_read = timeouts.read_s if timeouts.read_s < timeouts.total_s else None
     return aiohttp.ClientTimeout(
-        total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=sock_read
+        total=timeouts.total_s if total else None,
+        sock_connect=timeouts.connect_s,
+        sock_read=sock_read,
     )
 
 
@@ -52,8 +55,7 @@ def transport_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     lookup, a cancellation); the engine puts every request's total on one timer instead
     (`ChatClient.send(total_s=...)`), as it does for test deadlines.
     """
-    sock_read = timeouts.read_s if timeouts.read_s < timeouts.total_s else None
-    return aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s, sock_read=sock_read)
+    return client_timeout(timeouts, total=False)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
