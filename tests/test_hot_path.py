@@ -198,3 +198,14 @@ async def test_a_request_over_its_total_times_out_and_is_retried(
     assert summary.infra_errors == len(results) == plan.total
     assert summary.requests == 2 * plan.total
     assert all("timed out" in (r.reason or "") for r in results)
+
+
+def test_overlapping_runs_restore_the_threshold_once_the_last_ends() -> None:
+    before = gc.get_threshold()
+    first, second = collector.young_threshold(), collector.young_threshold()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first run ends while the second goes on
+    assert gc.get_threshold()[0] == collector.YOUNG_THRESHOLD
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before

@@ -20,19 +20,27 @@ from collections.abc import Iterator
 
 #: tracked allocations (net of deallocations) between two young-generation collections
 YOUNG_THRESHOLD = 20_000
+#: runs under way in this process that raised the threshold, and what it was before them
+_raised: list[int] = []
 
 
 @contextlib.contextmanager
 def young_threshold(threshold: int = YOUNG_THRESHOLD) -> Iterator[None]:
-    """Raise the young-generation threshold to `threshold` for the body; restore it after."""
+    """Raise the young-generation threshold to `threshold` for the body; restore it after.
+
+    Runs may overlap (two engines in one notebook): the first raises it, the last restores it.
+    """
     young, *older = gc.get_threshold()
-    if young == 0 or young >= threshold:  # disabled or already higher: not ours to change
-        yield
+    if not _raised and (young == 0 or young >= threshold):
+        yield  # disabled or already higher: not ours to change
         return
-    gc.set_threshold(threshold, *older)
+    if not _raised:
+        gc.set_threshold(threshold, *older)
+    _raised.append(young)
     try:
         yield
     finally:
+        before = _raised.pop()
         # a caller who changed it meanwhile keeps theirs
-        if gc.get_threshold()[0] == threshold:
-            gc.set_threshold(young, *older)
+        if not _raised and gc.get_threshold()[0] == threshold:
+            gc.set_threshold(before, *gc.get_threshold()[1:])
