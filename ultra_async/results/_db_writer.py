@@ -41,6 +41,10 @@ class DatabaseWriter:
         min_write_interval_s: float,
         fsync: FsyncPolicy,
     ) -> None:
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1 (got {buffer_size})")
+        if fsync not in ("batch", "always", "never"):
+            raise ValueError(f"fsync must be batch, always or never (got {fsync!r})")
         self.out_dir = out_dir
         self.buffer_size = buffer_size
         self.flush_interval_s = flush_interval_s

@@ -20,8 +20,9 @@ from ._intake import Intake
 from ._opening import open_results
 from .layout import Layout
 from .records import journal_line
+from .replay import remember_records
 from .stats import INFRA, TOTAL, StatsTree, invalid_reason
-from .storage import JOURNAL_FILE, Journal, iter_journal
+from .storage import JOURNAL_FILE, Journal
 
 __all__ = ["MIN_WRITE_INTERVAL_S", "Aggregator", "FsyncPolicy"]
 log = structlog.get_logger("ultra_async.results.aggregator")
@@ -50,10 +51,6 @@ class Aggregator:
         layout: Layout | None = None,
         on_batch: Callable[[list[TestResult]], None] | None = None,
     ) -> None:
-        if buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1 (got {buffer_size})")
-        if fsync not in ("batch", "always", "never"):
-            raise ValueError(f"fsync must be batch, always or never (got {fsync!r})")
         self.out_dir = Path(out_dir)
         self.fsync: FsyncPolicy = fsync
         self._queue_size = queue_size
@@ -96,13 +93,8 @@ class Aggregator:
         changed cases): their current records are read back so their counts can be taken out.
         """
         if item_ids:
-            await self._in_thread(self._remember, frozenset(item_ids))
-
-    def _remember(self, item_ids: frozenset[str]) -> None:
-        self._tree.keep(item_ids)
-        for entry in iter_journal(self.out_dir / JOURNAL_FILE):
-            if isinstance(entry, TestResult) and entry.item_id in item_ids:
-                self._tree.remember(entry)
+            journal = self.out_dir / JOURNAL_FILE
+            await self._in_thread(remember_records, self._tree, journal, frozenset(item_ids))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -161,8 +153,7 @@ class Aggregator:
         intake = self._intake
         if intake is None:
             raise RuntimeError("use the Aggregator inside `async with` before submitting")
-        if self._failure is not None:
-            self._raise_failure()
+        self._raise_failure()
         if self._closing:
             raise RuntimeError(
                 "the aggregator is closing; submit results before leaving `async with`"

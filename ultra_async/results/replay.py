@@ -39,6 +39,15 @@ def replay(
     return tree
 
 
+def remember_records(tree: StatsTree, journal: Path, item_ids: frozenset[str]) -> None:
+    """Have `tree` keep the journaled final records of `item_ids`, so that records replacing
+    them (a rerun of errors or of changed cases) can take their counts out."""
+    tree.keep(item_ids)
+    for entry in iter_journal(journal):
+        if isinstance(entry, TestResult) and entry.item_id in item_ids:
+            tree.remember(entry)
+
+
 def _pass(
     path: Path,
     scan: JournalScan,
