@@ -67,6 +67,8 @@ def sim_process(providers: Path, *args: str, startup_timeout_s: float = 30) -> I
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @contextlib.contextmanager

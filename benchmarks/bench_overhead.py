@@ -67,6 +67,8 @@ def loopback_server(startup_timeout_s: float = 30) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def client(mode: str, base_url: str, key: str, out: Path, *extra: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from ultra_async.results.db import comparable
 from ultra_async.results.storage import JOURNAL_FILE
 from ultra_async.results.transcripts import TRANSCRIPTS_FILE
 from ultra_async.runner import RunOptions, RunReport, run_evaluation
+from ultra_async.suites.workflow.dimensions import PROMPT_TYPES, TASK_TYPES
 
 MODELS = "DeepSeek-V3-0324,Llama-3.3-70B-Instruct,gpt-4o-mini,gpt-5-mini"
 INSTANCES = 10  # 4 models × 10 prompt types × 5 task types × 10 = 2,000 tests
@@ -67,7 +68,8 @@ def run() -> dict[str, Any]:
         replay, replay_wall = asyncio.run(_run(out, fresh=True, cache="only"))
         replayed = comparable(orjson.loads(replay.database.read_bytes()))
     tests = first.summary.completed + first.summary.infra_errors
-    assert tests == 2000, first.summary
+    planned = len(MODELS.split(",")) * len(PROMPT_TYPES) * len(TASK_TYPES) * INSTANCES
+    assert tests == planned, first.summary
     return {
         "tests": tests,
         "original_requests": _sent(first),
