@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -35,6 +37,47 @@ class SimProcess:
         return data
 
 
+def server_lines(proc: subprocess.Popen[str]) -> queue.Queue[str | None]:
+    """A thread reads the server's output to its end (so a chatty server never blocks on a full
+    pipe); the lines arrive in the queue, then None."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, name="bench-server-output", daemon=True).start()
+    return lines
+
+
+def wait_for_line(lines: queue.Queue[str | None], prefix: str, timeout_s: float, what: str) -> str:
+    """The first line starting with `prefix` within `timeout_s`; RuntimeError otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            raise RuntimeError(f"{what} exited before it was ready")
+        if line.startswith(prefix):
+            return line
+    raise RuntimeError(f"{what} did not start in time")
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 @contextlib.contextmanager
 def sim_process(providers: Path, *args: str, startup_timeout_s: float = 30) -> Iterator[SimProcess]:
     """Start `python -m ultra_async serve-sim` with these providers and options; stop it after."""
@@ -48,27 +91,11 @@ def sim_process(providers: Path, *args: str, startup_timeout_s: float = 30) -> I
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        deadline = time.monotonic() + startup_timeout_s
-        assert proc.stdout is not None
-        line = ""
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if line.startswith("simulator listening on "):
-                break
-            if not line and proc.poll() is not None:
-                raise RuntimeError(f"serve-sim exited with {proc.returncode}")
-        else:
-            raise RuntimeError("serve-sim did not start in time")
+        lines = server_lines(proc)
+        line = wait_for_line(lines, "simulator listening on ", startup_timeout_s, "serve-sim")
         yield SimProcess(proc, line.split()[-1].strip())
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_server(proc)
 
 
 @contextlib.contextmanager

@@ -19,14 +19,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from benchmarks._common import ROOT, providers_file, sim_process, single_model_providers
+from benchmarks._common import (
+    ROOT,
+    providers_file,
+    server_lines,
+    sim_process,
+    single_model_providers,
+    stop_server,
+    wait_for_line,
+)
 from ultra_async.engine.collector import YOUNG_THRESHOLD
 from ultra_async.sim import fake_secret
 
@@ -50,25 +57,11 @@ def loopback_server(startup_timeout_s: float = 30) -> Iterator[str]:
         cwd=ROOT,
     )
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + startup_timeout_s
-        line = ""
-        while time.monotonic() < deadline and not line.startswith("listening on "):
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                raise RuntimeError(f"the loopback server exited with {proc.returncode}")
-        if not line.startswith("listening on "):
-            raise RuntimeError("the loopback server did not start in time")
+        lines = server_lines(proc)
+        line = wait_for_line(lines, "listening on ", startup_timeout_s, "the loopback server")
         yield line.split()[-1].strip() + "/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_server(proc)
 
 
 def client(mode: str, base_url: str, key: str, out: Path, *extra: str) -> dict[str, Any]:
