@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +37,10 @@ def summary_fields(
     if score in fields:
         out[score] = fields[score]
     return out
+
+
+#: nodes rendered between two moments the writer thread lets the event loop run
+_YIELD_EVERY = 64
 
 
 class DatabaseDocument:
@@ -76,10 +81,14 @@ class DatabaseDocument:
                 self._unsorted.add(path[:-1])
                 self._leaves += len(path) == self._depth
         layout = self.layout
-        for path, vector in snap.changed.items():
+        for done, (path, vector) in enumerate(snap.changed.items(), 1):
             self._fragments[path] = orjson.dumps(node_fields(vector, layout))
             if len(path) == self._depth - 1:
                 self._groups.pop(path, None)
+            if not done % _YIELD_EVERY:
+                # In the writer thread: a large snapshot would hold the interpreter for tens
+                # of milliseconds at a time; the event loop's thread gets it back at once here.
+                time.sleep(0)
         self._root = snap.changed.get((), self._root)
         self._imports = orjson.dumps(snap.imports)
 
